@@ -1,0 +1,8 @@
+//! backprop: timeboxed, governed ML training runs with a durable record.
+
+pub mod clock;
+pub mod proc_info;
+pub mod record;
+pub mod runid;
+pub mod store;
+pub mod ui;

@@ -1,0 +1,286 @@
+//! The run record as it is kept in `experiments.json`.
+//!
+//! Field names are camelCase and keep the original tool's names (`id`, `name`, `scriptPath`,
+//! `status`, `startTime`, `endTime`, `lastStep`, `lastLoss`, `checkpoints`, `lastCheckpoint`)
+//! so existing readers keep working. Unknown fields written by other versions are kept in
+//! `extra` and written back untouched.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+/// Where a run is in its life (SPEC "Lifecycle").
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Queued,
+    Running,
+    Paused,
+    Completed,
+    Failed,
+    Timeboxed,
+    Stopped,
+    Rejected,
+    Lost,
+}
+
+impl Status {
+    /// Queued, running or paused: some backprop process is responsible for it.
+    pub fn is_active(self) -> bool {
+        matches!(self, Status::Queued | Status::Running | Status::Paused)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Queued => "queued",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Completed => "completed",
+            Status::Failed => "failed",
+            Status::Timeboxed => "timeboxed",
+            Status::Stopped => "stopped",
+            Status::Rejected => "rejected",
+            Status::Lost => "lost",
+        }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The backprop process responsible for a live run. A run whose supervisor is gone is `lost`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SupervisorRef {
+    pub pid: u32,
+    /// Process start time in clock ticks since boot, so a recycled pid is not mistaken for us.
+    pub start_ticks: u64,
+    pub host: String,
+}
+
+/// Everything needed to run the script again (`resume` re-runs exactly this).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RunSpec {
+    /// What to execute: an absolute path to a script or executable, or a command found on PATH.
+    pub program: String,
+    /// Arguments given after the program (the script's own args).
+    pub args: Vec<String>,
+    /// Set for `.py` scripts: the interpreter that runs `program`.
+    pub interpreter: Option<String>,
+    pub cwd: String,
+    /// Variables given with `--env K=V`; the rest of the environment is inherited at start.
+    pub env: BTreeMap<String, String>,
+    pub options: RunOptions,
+}
+
+/// The resolved run options (config + flags) at the time the run was created.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RunOptions {
+    pub max_run_seconds: f64,
+    pub grace_seconds: f64,
+    pub stop_signal: String,
+    pub checkpoint_every_seconds: Option<f64>,
+    pub checkpoint_signal: Option<String>,
+    pub framework: String,
+    pub resume_arg: String,
+    pub gpus: Option<u32>,
+    pub gpu_memory_limit: Option<String>,
+    pub max_restarts: u32,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            max_run_seconds: 600.0,
+            grace_seconds: 30.0,
+            stop_signal: "SIGINT".into(),
+            checkpoint_every_seconds: None,
+            checkpoint_signal: None,
+            framework: "auto".into(),
+            resume_arg: "--resume-from".into(),
+            gpus: None,
+            gpu_memory_limit: None,
+            max_restarts: 0,
+        }
+    }
+}
+
+/// One execution of the run's spec.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Attempt {
+    pub number: u32,
+    pub start_time: Option<u64>,
+    pub end_time: Option<u64>,
+    pub status: Option<Status>,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub gpus: Vec<u32>,
+    pub resumed_from: Option<String>,
+    /// Why it ended: `exit`, `signal`, `timebox`, `user`, `thermal`, `cuda_oom`, `lost`, ...
+    pub reason: Option<String>,
+    pub active_ms: u64,
+    pub pid: Option<u32>,
+    pub host: Option<String>,
+    pub last_step: Option<u64>,
+    pub last_loss: Option<f64>,
+    /// Pauses, resumes and warnings during the attempt.
+    pub events: Vec<AttemptEvent>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct AttemptEvent {
+    pub time: u64,
+    pub kind: String,
+    pub detail: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RunRecord {
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub script_path: String,
+    pub status: Status,
+    #[serde(default)]
+    pub start_time: Option<u64>,
+    #[serde(default)]
+    pub end_time: Option<u64>,
+    #[serde(default)]
+    pub last_step: Option<u64>,
+    #[serde(default)]
+    pub last_loss: Option<f64>,
+    #[serde(default)]
+    pub checkpoints: Vec<String>,
+    #[serde(default)]
+    pub last_checkpoint: Option<String>,
+    #[serde(default)]
+    pub created_time: u64,
+    /// Why it waits (while queued) or why it ended.
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub spec: RunSpec,
+    #[serde(default)]
+    pub params: Option<Map<String, Value>>,
+    #[serde(default)]
+    pub batch_id: Option<String>,
+    #[serde(default)]
+    pub attempts: Vec<Attempt>,
+    /// The latest value of every metric the script reported.
+    #[serde(default)]
+    pub metrics: BTreeMap<String, Option<f64>>,
+    /// Active (not paused) time over all attempts.
+    #[serde(default)]
+    pub active_ms: u64,
+    #[serde(default)]
+    pub supervisor: Option<SupervisorRef>,
+    #[serde(default)]
+    pub stop_requested: bool,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl RunRecord {
+    pub fn new(id: String, name: String, spec: RunSpec, now_ms: u64) -> RunRecord {
+        RunRecord {
+            id,
+            name,
+            script_path: spec.program.clone(),
+            status: Status::Queued,
+            start_time: None,
+            end_time: None,
+            last_step: None,
+            last_loss: None,
+            checkpoints: Vec::new(),
+            last_checkpoint: None,
+            created_time: now_ms,
+            reason: None,
+            spec,
+            params: None,
+            batch_id: None,
+            attempts: Vec::new(),
+            metrics: BTreeMap::new(),
+            active_ms: 0,
+            supervisor: None,
+            stop_requested: false,
+            extra: Map::new(),
+        }
+    }
+
+    pub fn current_attempt_mut(&mut self) -> Option<&mut Attempt> {
+        self.attempts.last_mut()
+    }
+
+    /// Adds a checkpoint path once; it becomes the latest.
+    pub fn add_checkpoint(&mut self, path: &str) {
+        if !self.checkpoints.iter().any(|c| c == path) {
+            self.checkpoints.push(path.to_string());
+        }
+        self.last_checkpoint = Some(path.to_string());
+    }
+
+    /// Ends the current attempt and the run with `status`.
+    pub fn finish(&mut self, status: Status, reason: &str, now_ms: u64) {
+        self.status = status;
+        self.reason = Some(reason.to_string());
+        self.end_time = Some(now_ms);
+        self.supervisor = None;
+        self.stop_requested = false;
+        if let Some(attempt) = self.attempts.last_mut()
+            && attempt.end_time.is_none()
+        {
+            attempt.end_time = Some(now_ms);
+            attempt.status = Some(status);
+            attempt.reason = Some(reason.to_string());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_record_of_the_original_tool_and_keeps_unknown_fields() {
+        let old = r#"{"id":"exp_1","name":"mnist","scriptPath":"/tmp/train.py","status":"completed",
+            "startTime":1700000000000,"endTime":1700000060000,"lastStep":100,"lastLoss":0.25,
+            "checkpoints":["/tmp/c1.pt"],"lastCheckpoint":"/tmp/c1.pt","pid":1234,"gpuId":0}"#;
+        let rec: RunRecord = serde_json::from_str(old).unwrap();
+        assert_eq!(rec.status, Status::Completed);
+        assert_eq!(rec.last_step, Some(100));
+        assert_eq!(rec.extra.get("gpuId"), Some(&Value::from(0)));
+        let back = serde_json::to_value(&rec).unwrap();
+        assert_eq!(back["pid"], Value::from(1234));
+        assert_eq!(back["scriptPath"], Value::from("/tmp/train.py"));
+        assert_eq!(back["lastCheckpoint"], Value::from("/tmp/c1.pt"));
+    }
+
+    #[test]
+    fn nan_loss_is_written_as_null_and_read_back_as_none() {
+        let mut rec = RunRecord::new("a".into(), "a".into(), RunSpec::default(), 1);
+        rec.last_loss = Some(f64::NAN);
+        let text = serde_json::to_string(&rec).unwrap();
+        assert!(text.contains("\"lastLoss\":null"));
+        let back: RunRecord = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.last_loss, None);
+    }
+
+    #[test]
+    fn checkpoints_are_kept_once_and_the_latest_is_last() {
+        let mut rec = RunRecord::new("a".into(), "a".into(), RunSpec::default(), 1);
+        rec.add_checkpoint("c1");
+        rec.add_checkpoint("c2");
+        rec.add_checkpoint("c1");
+        assert_eq!(rec.checkpoints, vec!["c1", "c2"]);
+        assert_eq!(rec.last_checkpoint.as_deref(), Some("c1"));
+    }
+}

@@ -1,0 +1,110 @@
+//! The contents of experiments.json: run id → record, kept as raw JSON until needed.
+
+use super::StoreError;
+use crate::record::RunRecord;
+use indexmap::IndexMap;
+use serde_json::value::RawValue;
+
+#[derive(Default, Clone, Debug)]
+pub struct Experiments {
+    entries: IndexMap<String, Box<RawValue>>,
+    dirty: bool,
+}
+
+/// Why a file is not a valid store.
+#[derive(Debug)]
+pub struct Corrupt(String);
+
+impl std::fmt::Display for Corrupt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Experiments {
+    pub fn parse(bytes: &[u8]) -> Result<Experiments, Corrupt> {
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(Corrupt("the file is empty".into()));
+        }
+        let entries: IndexMap<String, Box<RawValue>> =
+            serde_json::from_slice(bytes).map_err(|e| Corrupt(describe(&e)))?;
+        Ok(Experiments {
+            entries,
+            dirty: false,
+        })
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let size: usize = self.entries.iter().map(|(k, v)| k.len() + v.get().len() + 8).sum();
+        let mut out = Vec::with_capacity(size + 4);
+        out.extend_from_slice(b"{\n");
+        for (i, (id, raw)) in self.entries.iter().enumerate() {
+            if i > 0 {
+                out.extend_from_slice(b",\n");
+            }
+            out.extend_from_slice(serde_json::to_string(id).expect("a string serialises").as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(raw.get().as_bytes());
+        }
+        out.extend_from_slice(b"\n}\n");
+        out
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn contains(&self, id: &str) -> bool {
+        self.entries.contains_key(id)
+    }
+
+    pub fn ids(&self) -> impl Iterator<Item = &str> {
+        self.entries.keys().map(String::as_str)
+    }
+
+    /// One record, parsed. A record that does not parse is reported, never dropped.
+    pub fn record(&self, id: &str) -> Result<RunRecord, StoreError> {
+        let raw = self
+            .entries
+            .get(id)
+            .ok_or_else(|| StoreError::NotFound(id.to_string()))?;
+        serde_json::from_str(raw.get()).map_err(|e| StoreError::Unreadable {
+            id: id.to_string(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Every record in file order; unreadable ones as errors.
+    pub fn records(&self) -> Vec<Result<RunRecord, StoreError>> {
+        self.ids().map(|id| self.record(id)).collect()
+    }
+
+    /// Inserts or replaces a record (keyed by its id).
+    pub fn put(&mut self, rec: &RunRecord) {
+        let raw = serde_json::value::to_raw_value(rec).expect("a record always serialises");
+        self.entries.insert(rec.id.clone(), raw);
+        self.dirty = true;
+    }
+
+    pub fn is_dirty(&self) -> bool {
+        self.dirty
+    }
+
+    pub(super) fn mark_dirty(&mut self) {
+        self.dirty = true;
+    }
+}
+
+fn describe(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let what = match e.classify() {
+        Category::Eof => "it ends early (truncated?)".to_string(),
+        Category::Data => "it is JSON but not an object of runs".to_string(),
+        _ => format!("not valid JSON: {e}"),
+    };
+    format!("{what}, at line {} column {}", e.line(), e.column())
+}
