@@ -6,3 +6,7 @@ pub mod record;
 pub mod runid;
 pub mod store;
 pub mod ui;
+pub mod framework;
+pub mod launch;
+pub mod outcome;
+pub mod process;

@@ -1,0 +1,257 @@
+//! From what the user typed to what is executed: finding the script or command (a missing
+//! one is exit 127 before anything is recorded), the argv and the script's environment.
+
+use crate::record::RunSpec;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum NotFound {
+    #[error("script {shown} not found (looked for {looked}); check the path")]
+    Script { shown: String, looked: String },
+    #[error("interpreter {0:?} not found on PATH; install it or pass --interpreter PATH")]
+    Interpreter(String),
+    #[error("command {0:?} not found: not a file here and not on PATH")]
+    Command(String),
+    #[error("{0} is not executable; chmod +x it, or run it through its interpreter: backprop run -- bash {0}")]
+    NotExecutable(String),
+}
+
+/// What `run <script>` resolves to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Program {
+    /// Absolute path of the script or executable (or the bare command for PATH lookups
+    /// that should be re-resolved at resume).
+    pub program: String,
+    /// For `.py` scripts: the interpreter as given (re-resolved at each start).
+    pub interpreter: Option<String>,
+}
+
+/// Resolves `script` as SPEC "Commands" says: `.py` through the interpreter, any other
+/// existing executable file or command on PATH directly. Relative paths are taken from
+/// `base` (where backprop was invoked).
+pub fn resolve(script: &str, interpreter: &str, base: &Path) -> Result<Program, NotFound> {
+    if script.ends_with(".py") {
+        let path = absolute(base, script);
+        if !path.is_file() {
+            return Err(NotFound::Script {
+                shown: script.to_string(),
+                looked: path.display().to_string(),
+            });
+        }
+        find_interpreter(interpreter)?;
+        return Ok(Program {
+            program: path.display().to_string(),
+            interpreter: Some(interpreter.to_string()),
+        });
+    }
+    if script.contains('/') {
+        let path = absolute(base, script);
+        return executable_file(&path, script).map(|p| Program {
+            program: p.display().to_string(),
+            interpreter: None,
+        });
+    }
+    if let Ok(found) = which::which(script) {
+        return Ok(Program {
+            program: found.display().to_string(),
+            interpreter: None,
+        });
+    }
+    let local = base.join(script);
+    if local.is_file() {
+        return executable_file(&local, script).map(|p| Program {
+            program: p.display().to_string(),
+            interpreter: None,
+        });
+    }
+    Err(NotFound::Command(script.to_string()))
+}
+
+/// The interpreter's path, or why it cannot be used.
+pub fn find_interpreter(interpreter: &str) -> Result<PathBuf, NotFound> {
+    which::which(interpreter).map_err(|_| NotFound::Interpreter(interpreter.to_string()))
+}
+
+fn executable_file(path: &Path, shown: &str) -> Result<PathBuf, NotFound> {
+    let meta = std::fs::metadata(path).map_err(|_| NotFound::Script {
+        shown: shown.to_string(),
+        looked: path.display().to_string(),
+    })?;
+    if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
+        return Err(NotFound::NotExecutable(shown.to_string()));
+    }
+    Ok(path.to_path_buf())
+}
+
+fn absolute(base: &Path, path: &str) -> PathBuf {
+    let joined = base.join(path);
+    // Keep symlinks as the user named them; just drop `.` components.
+    joined.components().collect()
+}
+
+/// The program and argv for one attempt: `--resume-from P` appended when resuming.
+pub fn command_line(spec: &RunSpec, resume_from: Option<&str>) -> Result<(String, Vec<String>), NotFound> {
+    let mut args = Vec::new();
+    let program = match &spec.interpreter {
+        Some(interpreter) => {
+            args.push(spec.program.clone());
+            find_interpreter(interpreter)?.display().to_string()
+        }
+        None => spec.program.clone(),
+    };
+    args.extend(spec.args.iter().cloned());
+    if let Some(path) = resume_from
+        && !spec.options.resume_arg.is_empty()
+    {
+        args.push(spec.options.resume_arg.clone());
+        args.push(path.to_string());
+    }
+    Ok((program, args))
+}
+
+/// Everything an attempt needs to know to build the script's environment.
+pub struct AttemptEnv<'a> {
+    pub run_id: &'a str,
+    pub run_dir: &'a Path,
+    pub attempt: u32,
+    pub max_run_seconds: f64,
+    pub resume_from: Option<&'a str>,
+    pub framework: &'a str,
+    /// From the GPU allocator: CUDA_VISIBLE_DEVICES and memory hints.
+    pub gpu_env: &'a [(String, String)],
+}
+
+/// The variables SPEC "The script's side" lists, on top of the inherited environment and
+/// the user's `--env` values. Hints (GPU memory, allocator growth) never override a value
+/// the user set; backprop's own variables always win.
+pub fn script_env(
+    spec: &RunSpec,
+    attempt: &AttemptEnv<'_>,
+    inherited: impl Iterator<Item = (String, String)>,
+) -> Vec<(String, String)> {
+    let mut env: std::collections::BTreeMap<String, String> = inherited.collect();
+    // An inherited resume path belongs to some other run.
+    env.remove("BACKPROP_RESUME_FROM");
+    for (k, v) in &spec.env {
+        env.insert(k.clone(), v.clone());
+    }
+    let user_set = |env: &std::collections::BTreeMap<String, String>, key: &str| {
+        spec.env.contains_key(key) || env.contains_key(key)
+    };
+    for (k, v) in attempt.gpu_env {
+        let is_hint = !matches!(k.as_str(), "CUDA_VISIBLE_DEVICES");
+        if !(is_hint && user_set(&env, k)) {
+            env.insert(k.clone(), v.clone());
+        }
+    }
+    let mut own = vec![
+        ("BACKPROP_RUN_ID", attempt.run_id.to_string()),
+        ("BACKPROP_RUN_DIR", attempt.run_dir.display().to_string()),
+        ("BACKPROP_ATTEMPT", attempt.attempt.to_string()),
+        ("BACKPROP_MAX_RUN_SECONDS", format!("{}", attempt.max_run_seconds.ceil() as u64)),
+        ("BACKPROP_FRAMEWORK", attempt.framework.to_string()),
+        ("PYTHONUNBUFFERED", "1".to_string()),
+        ("CUDA_DEVICE_ORDER", "PCI_BUS_ID".to_string()),
+    ];
+    if let Some(every) = spec.options.checkpoint_every_seconds {
+        own.push(("BACKPROP_CHECKPOINT_EVERY_SECONDS", format!("{}", every.round() as u64)));
+    } else {
+        env.remove("BACKPROP_CHECKPOINT_EVERY_SECONDS");
+    }
+    if let Some(path) = attempt.resume_from {
+        own.push(("BACKPROP_RESUME_FROM", path.to_string()));
+    }
+    for (k, v) in own {
+        env.insert(k.to_string(), v);
+    }
+    env.into_iter().collect()
+}
+
+/// The framework for `BACKPROP_FRAMEWORK`: the configured one, or detected from the script.
+pub fn framework_for(spec: &RunSpec) -> String {
+    let configured = spec.options.framework.as_str();
+    if configured != "auto" {
+        return configured.to_string();
+    }
+    if spec.interpreter.is_none() {
+        return "none".to_string();
+    }
+    std::fs::read(&spec.program)
+        .ok()
+        .and_then(|bytes| crate::framework::detect(&String::from_utf8_lossy(&bytes)).map(str::to_string))
+        .unwrap_or_else(|| "none".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_script_or_interpreter_is_not_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = resolve("nope.py", "python3", dir.path()).unwrap_err();
+        assert!(matches!(err, NotFound::Script { .. }), "{err}");
+        std::fs::write(dir.path().join("t.py"), "print(1)").unwrap();
+        let err = resolve("t.py", "no-such-python-here", dir.path()).unwrap_err();
+        assert!(err.to_string().contains("interpreter"), "{err}");
+        let ok = resolve("t.py", "python3", dir.path()).unwrap();
+        assert_eq!(ok.interpreter.as_deref(), Some("python3"));
+        assert!(ok.program.ends_with("/t.py") && ok.program.starts_with('/'));
+    }
+
+    #[test]
+    fn commands_come_from_path_or_an_executable_file() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(resolve("sh", "python3", dir.path()).unwrap().program.ends_with("/sh"));
+        assert!(matches!(resolve("no-such-cmd-xyz", "python3", dir.path()), Err(NotFound::Command(_))));
+        std::fs::write(dir.path().join("job.sh"), "echo hi").unwrap();
+        assert!(matches!(resolve("./job.sh", "python3", dir.path()), Err(NotFound::NotExecutable(_))));
+    }
+
+    #[test]
+    fn resume_appends_the_configured_flag() {
+        let mut spec = RunSpec {
+            program: "/bin/true".into(),
+            args: vec!["--lr".into(), "0.1".into()],
+            ..Default::default()
+        };
+        let (_, args) = command_line(&spec, Some("/c.pt")).unwrap();
+        assert_eq!(args, ["--lr", "0.1", "--resume-from", "/c.pt"]);
+        spec.options.resume_arg = String::new();
+        let (_, args) = command_line(&spec, Some("/c.pt")).unwrap();
+        assert_eq!(args, ["--lr", "0.1"]);
+    }
+
+    #[test]
+    fn hints_do_not_override_the_user_but_backprop_variables_do() {
+        let mut spec = RunSpec::default();
+        spec.env.insert("TF_FORCE_GPU_ALLOW_GROWTH".into(), "false".into());
+        let gpu_env = vec![
+            ("TF_FORCE_GPU_ALLOW_GROWTH".to_string(), "true".to_string()),
+            ("CUDA_VISIBLE_DEVICES".to_string(), "1".to_string()),
+        ];
+        let attempt = AttemptEnv {
+            run_id: "r",
+            run_dir: Path::new("/h/runs/r"),
+            attempt: 2,
+            max_run_seconds: 5.5,
+            resume_from: Some("/c.pt"),
+            framework: "none",
+            gpu_env: &gpu_env,
+        };
+        let inherited = vec![
+            ("CUDA_VISIBLE_DEVICES".to_string(), "0,1".to_string()),
+            ("BACKPROP_ATTEMPT".to_string(), "9".to_string()),
+        ];
+        let env: std::collections::HashMap<_, _> =
+            script_env(&spec, &attempt, inherited.into_iter()).into_iter().collect();
+        assert_eq!(env["TF_FORCE_GPU_ALLOW_GROWTH"], "false");
+        assert_eq!(env["CUDA_VISIBLE_DEVICES"], "1");
+        assert_eq!(env["BACKPROP_ATTEMPT"], "2");
+        assert_eq!(env["BACKPROP_MAX_RUN_SECONDS"], "6");
+        assert_eq!(env["BACKPROP_RESUME_FROM"], "/c.pt");
+        assert_eq!(env["PYTHONUNBUFFERED"], "1");
+        assert_eq!(env["CUDA_DEVICE_ORDER"], "PCI_BUS_ID");
+    }
+}
