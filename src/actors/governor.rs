@@ -1,0 +1,107 @@
+//! The Governor: keeps the latest resource snapshot, sampled every `pollInterval` on its own
+//! thread, and answers whether a run may start.
+
+use crate::resources::{self, Snapshot, Thresholds, Verdict};
+use actix::prelude::*;
+use crossbeam_channel::{Sender, bounded};
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+pub struct Governor {
+    limits: Thresholds,
+    poll_interval: Duration,
+    latest: Option<Snapshot>,
+    /// Questions asked before the first sample arrived.
+    waiting: Vec<oneshot::Sender<Verdict>>,
+    /// Dropping this stops the sampler thread.
+    stop_sampler: Option<Sender<()>>,
+}
+
+impl Governor {
+    pub fn new(limits: Thresholds, poll_interval: Duration) -> Governor {
+        Governor {
+            limits,
+            poll_interval,
+            latest: None,
+            waiting: Vec::new(),
+            stop_sampler: None,
+        }
+    }
+}
+
+impl Actor for Governor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let (stop, stopped) = bounded::<()>(0);
+        self.stop_sampler = Some(stop);
+        let addr = ctx.address();
+        let interval = self.poll_interval;
+        std::thread::Builder::new()
+            .name("governor-sampler".into())
+            .spawn(move || {
+                let mut sampler = resources::Sampler::default();
+                loop {
+                    if addr.try_send(Sample(sampler.sample())).is_err() {
+                        return;
+                    }
+                    // Sleeps the interval, or wakes at once when the actor goes away.
+                    match stopped.recv_timeout(interval) {
+                        Err(crossbeam_channel::RecvTimeoutError::Timeout) => continue,
+                        _ => return,
+                    }
+                }
+            })
+            .expect("spawn the governor sampler thread");
+    }
+}
+
+/// A fresh snapshot from the sampler thread.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Sample(Snapshot);
+
+impl Handler<Sample> for Governor {
+    type Result = ();
+    fn handle(&mut self, Sample(snapshot): Sample, _: &mut Context<Self>) {
+        let verdict = resources::check(&snapshot, &self.limits);
+        for asker in self.waiting.drain(..) {
+            let _ = asker.send(verdict.clone());
+        }
+        self.latest = Some(snapshot);
+    }
+}
+
+/// May a run start now?
+#[derive(Message)]
+#[rtype(result = "Verdict")]
+pub struct CanStart;
+
+impl Handler<CanStart> for Governor {
+    type Result = ResponseFuture<Verdict>;
+    fn handle(&mut self, _: CanStart, _: &mut Context<Self>) -> Self::Result {
+        match &self.latest {
+            Some(snapshot) => {
+                let verdict = resources::check(snapshot, &self.limits);
+                Box::pin(async move { verdict })
+            }
+            None => {
+                let (tx, rx) = oneshot::channel();
+                self.waiting.push(tx);
+                Box::pin(async move { rx.await.unwrap_or(Verdict::Wait("no resource sample yet".into())) })
+            }
+        }
+    }
+}
+
+/// The latest snapshot, for `status`.
+#[derive(Message)]
+#[rtype(result = "Option<Snapshot>")]
+pub struct Latest;
+
+impl Handler<Latest> for Governor {
+    type Result = Option<Snapshot>;
+    fn handle(&mut self, _: Latest, _: &mut Context<Self>) -> Option<Snapshot> {
+        self.latest.clone()
+    }
+}

@@ -1,0 +1,41 @@
+//! The actors of one backprop process (see the README's architecture section). Each is a
+//! thin shell over pure functions elsewhere in the crate.
+
+pub mod governor;
+pub mod gpu_allocator;
+pub mod store;
+pub mod supervisor;
+pub mod worker;
+
+use crate::resources::Thresholds;
+use crate::store::Store;
+use actix::prelude::*;
+use std::time::Duration;
+use supervisor::{Job, Results, Settings, Submit, Supervisor};
+
+/// What the actor system needs besides the jobs.
+pub struct SystemConfig {
+    pub settings: Settings,
+    pub limits: Thresholds,
+}
+
+/// Runs `jobs` to the end in a fresh actor system and returns how each ended. Everything
+/// recorded is on disk when this returns.
+pub fn run_jobs(store: Store, config: SystemConfig, jobs: Vec<Job>) -> Results {
+    let system = actix::System::new();
+    system.block_on(async move {
+        let poll = config.settings.poll_interval;
+        let store_actor = store::StoreActor::new(store.clone()).start();
+        let governor = governor::Governor::new(config.limits, poll.max(Duration::from_millis(100))).start();
+        let allocator = gpu_allocator::GpuAllocator.start();
+        let (done, finished) = tokio::sync::oneshot::channel();
+        let supervisor =
+            Supervisor::new(config.settings, store, store_actor.clone(), governor, allocator, done).start();
+        for job in jobs {
+            supervisor.do_send(Submit(job));
+        }
+        let results = finished.await.unwrap_or_default();
+        let _ = store_actor.send(store::Flush).await;
+        results
+    })
+}

@@ -1,0 +1,396 @@
+//! The Supervisor: this process's queue of runs and their lifecycle. It asks the Governor
+//! and the GpuAllocator before each start, starts a Worker per attempt, records every
+//! status change, and turns Ctrl-C, SIGTERM and `backprop stop` into graceful stops.
+
+use super::governor::{CanStart, Governor};
+use super::gpu_allocator::{GpuAllocator, Lease, Release, Reserve};
+use super::store::{StoreActor, Update};
+use super::worker::{self, Stop, Worker, WorkerExited};
+use crate::clock::now_ms;
+use crate::outcome::{EXIT_NOT_FOUND, EXIT_REFUSED, EXIT_STOPPED, Outcome, StopCause};
+use crate::record::{Attempt, RunSpec, Status};
+use crate::resources::Verdict;
+use crate::store::Store;
+use actix::prelude::*;
+use nix::sys::signal::Signal;
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::oneshot;
+
+/// One attempt waiting to start.
+#[derive(Clone, Debug)]
+pub struct Job {
+    pub run_id: String,
+    pub spec: RunSpec,
+    pub attempt: u32,
+    pub resume_from: Option<String>,
+    pub max_run: Duration,
+    pub no_wait: bool,
+}
+
+/// How every run of this process ended.
+pub type Results = Vec<(String, Outcome)>;
+
+pub struct Settings {
+    pub poll_interval: Duration,
+    pub echo_protocol: bool,
+    pub quiet: bool,
+}
+
+pub struct Supervisor {
+    settings: Settings,
+    store: Store,
+    store_actor: Addr<StoreActor>,
+    governor: Addr<Governor>,
+    allocator: Addr<GpuAllocator>,
+    queue: VecDeque<Job>,
+    waiting_reason: HashMap<String, String>,
+    active: HashMap<String, Addr<Worker>>,
+    results: Results,
+    /// The head of the queue is being checked (governor / allocator answer pending).
+    deciding: bool,
+    interrupts: u32,
+    done: Option<oneshot::Sender<Results>>,
+}
+
+impl Supervisor {
+    pub fn new(
+        settings: Settings,
+        store: Store,
+        store_actor: Addr<StoreActor>,
+        governor: Addr<Governor>,
+        allocator: Addr<GpuAllocator>,
+        done: oneshot::Sender<Results>,
+    ) -> Supervisor {
+        Supervisor {
+            settings,
+            store,
+            store_actor,
+            governor,
+            allocator,
+            queue: VecDeque::new(),
+            waiting_reason: HashMap::new(),
+            active: HashMap::new(),
+            results: Vec::new(),
+            deciding: false,
+            interrupts: 0,
+            done: Some(done),
+        }
+    }
+
+    fn update(&self, id: &str, change: impl Fn(&mut crate::record::RunRecord) + Send + 'static) {
+        self.store_actor.do_send(Update {
+            id: id.to_string(),
+            change: Box::new(change),
+        });
+    }
+
+    /// Considers the head of the queue: governor first, then the allocator, then a Worker.
+    fn advance(&mut self, ctx: &mut Context<Self>) {
+        if self.deciding || self.interrupts > 0 {
+            return;
+        }
+        let Some(job) = self.queue.front().cloned() else {
+            self.finish_if_idle();
+            return;
+        };
+        self.deciding = true;
+        let governor = self.governor.clone();
+        let allocator = self.allocator.clone();
+        let gpus = job.spec.options.gpus;
+        let run_id = job.run_id.clone();
+        let decision = async move {
+            match governor.send(CanStart).await {
+                Ok(Verdict::Go) => {}
+                Ok(Verdict::Wait(why)) => return Err(why),
+                Err(e) => return Err(format!("governor unavailable: {e}")),
+            }
+            match allocator.send(Reserve { run_id, gpus }).await {
+                Ok(Ok(lease)) => Ok(lease),
+                Ok(Err(why)) => Err(why),
+                Err(e) => Err(format!("GPU allocator unavailable: {e}")),
+            }
+        };
+        ctx.spawn(decision.into_actor(self).map(move |decision, act, ctx| {
+            act.deciding = false;
+            if act.interrupts > 0 || act.queue.front().map(|j| &j.run_id) != Some(&job.run_id) {
+                // Stopped or removed while we were asking.
+                act.advance(ctx);
+                return;
+            }
+            match decision {
+                Ok(lease) => {
+                    act.queue.pop_front();
+                    act.start(job, lease, ctx);
+                    act.advance(ctx);
+                }
+                Err(why) if job.no_wait => {
+                    act.queue.pop_front();
+                    act.reject(&job.run_id, &why);
+                    act.advance(ctx);
+                }
+                Err(why) => {
+                    act.wait(&job.run_id, why);
+                    let poll = act.settings.poll_interval;
+                    ctx.run_later(poll, |act, ctx| act.advance(ctx));
+                }
+            }
+        }));
+    }
+
+    /// Records why a run waits (only when the reason changes) and tells the user once.
+    fn wait(&mut self, run_id: &str, why: String) {
+        if self.waiting_reason.get(run_id) == Some(&why) {
+            return;
+        }
+        if !self.settings.quiet {
+            crate::ui::info(&format!("{run_id} waits: {why}"));
+        }
+        let reason = why.clone();
+        self.update(run_id, move |rec| {
+            rec.status = Status::Queued;
+            rec.reason = Some(reason.clone());
+        });
+        self.waiting_reason.insert(run_id.to_string(), why);
+    }
+
+    fn reject(&mut self, run_id: &str, why: &str) {
+        crate::ui::error(&format!("{run_id} refused: {why} (--no-wait)"));
+        let reason = why.to_string();
+        self.update(run_id, move |rec| {
+            rec.finish(Status::Rejected, &reason, now_ms());
+        });
+        self.results.push((
+            run_id.to_string(),
+            Outcome {
+                status: Status::Rejected,
+                reason: why.to_string(),
+                exit_code: EXIT_REFUSED,
+            },
+        ));
+    }
+
+    fn start(&mut self, job: Job, lease: Lease, ctx: &mut Context<Self>) {
+        self.waiting_reason.remove(&job.run_id);
+        let run_dir = match self.store.ensure_run_dir(&job.run_id) {
+            Ok(dir) => dir,
+            Err(e) => {
+                self.fail_start(&job.run_id, e.to_string(), &lease);
+                return;
+            }
+        };
+        let now = now_ms();
+        let attempt_record = Attempt {
+            number: job.attempt,
+            start_time: Some(now),
+            status: Some(Status::Running),
+            gpus: lease.gpus.clone(),
+            resumed_from: job.resume_from.clone(),
+            host: Some(crate::proc_info::hostname()),
+            ..Default::default()
+        };
+        self.update(&job.run_id, move |rec| {
+            rec.status = Status::Running;
+            rec.reason = None;
+            rec.end_time = None;
+            rec.start_time.get_or_insert(now);
+            rec.attempts.push(attempt_record.clone());
+        });
+        let options = &job.spec.options;
+        let attempt = worker::Attempt {
+            run_id: job.run_id.clone(),
+            number: job.attempt,
+            stop_signal: crate::process::parse_signal(&options.stop_signal).unwrap_or(Signal::SIGINT),
+            checkpoint_signal: options.checkpoint_signal.as_deref().and_then(crate::process::parse_signal),
+            grace: Duration::from_secs_f64(options.grace_seconds.max(0.0)),
+            max_run: job.max_run,
+            resume_from: job.resume_from.clone(),
+            spec: job.spec,
+            run_dir,
+            lease,
+            echo_protocol: self.settings.echo_protocol,
+            quiet: self.settings.quiet,
+        };
+        let worker = Worker::new(attempt, self.store_actor.clone(), ctx.address().recipient()).start();
+        self.active.insert(job.run_id, worker);
+    }
+
+    /// The attempt could not start at all (exec failed): recorded as failed, never as run.
+    fn fail_start(&mut self, run_id: &str, why: String, _lease: &Lease) {
+        crate::ui::error(&format!("{run_id}: {why}"));
+        self.allocator.do_send(Release {
+            run_id: run_id.to_string(),
+        });
+        let reason = format!("not started: {why}");
+        self.update(run_id, move |rec| {
+            rec.finish(Status::Failed, &reason, now_ms());
+        });
+        self.results.push((
+            run_id.to_string(),
+            Outcome {
+                status: Status::Failed,
+                reason: why,
+                exit_code: EXIT_NOT_FOUND,
+            },
+        ));
+    }
+
+    /// Every queued run ends `stopped` without having started.
+    fn drop_queue(&mut self) {
+        for job in std::mem::take(&mut self.queue) {
+            self.update(&job.run_id, |rec| rec.finish(Status::Stopped, "user", now_ms()));
+            self.results.push((
+                job.run_id,
+                Outcome {
+                    status: Status::Stopped,
+                    reason: "user".into(),
+                    exit_code: EXIT_STOPPED,
+                },
+            ));
+        }
+    }
+
+    fn finish_if_idle(&mut self) {
+        if self.queue.is_empty()
+            && self.active.is_empty()
+            && !self.deciding
+            && let Some(done) = self.done.take()
+        {
+            let _ = done.send(std::mem::take(&mut self.results));
+        }
+    }
+
+    fn interrupted(&mut self, ctx: &mut Context<Self>) {
+        self.interrupts += 1;
+        let force = self.interrupts > 1;
+        if !self.settings.quiet {
+            if force {
+                crate::ui::info("killing the run(s) now");
+            } else if !self.active.is_empty() {
+                crate::ui::info("stopping gracefully (Ctrl-C again to kill at once)");
+            }
+        }
+        self.drop_queue();
+        for worker in self.active.values() {
+            worker.do_send(Stop { cause: StopCause::User, force });
+        }
+        self.finish_if_idle();
+        let _ = ctx;
+    }
+
+    /// `backprop stop` from another terminal sets `stopRequested` and sends us SIGUSR2.
+    fn check_stop_requests(&mut self, ctx: &mut Context<Self>) {
+        let store = self.store.clone();
+        let ours: Vec<String> = self
+            .active
+            .keys()
+            .cloned()
+            .chain(self.queue.iter().map(|j| j.run_id.clone()))
+            .collect();
+        if ours.is_empty() {
+            return;
+        }
+        let read = async move {
+            tokio::task::spawn_blocking(move || {
+                let ex = store.read().ok()?;
+                Some(
+                    ours.into_iter()
+                        .filter(|id| ex.record(id).is_ok_and(|r| r.stop_requested))
+                        .collect::<Vec<_>>(),
+                )
+            })
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+        };
+        ctx.spawn(read.into_actor(self).map(|requested, act, ctx| {
+            for id in requested {
+                if let Some(worker) = act.active.get(&id) {
+                    worker.do_send(Stop { cause: StopCause::User, force: false });
+                } else if let Some(pos) = act.queue.iter().position(|j| j.run_id == id) {
+                    let job = act.queue.remove(pos).expect("position is in range");
+                    act.update(&job.run_id, |rec| rec.finish(Status::Stopped, "user", now_ms()));
+                    act.results.push((
+                        job.run_id,
+                        Outcome {
+                            status: Status::Stopped,
+                            reason: "user".into(),
+                            exit_code: EXIT_STOPPED,
+                        },
+                    ));
+                }
+            }
+            act.advance(ctx);
+        }));
+    }
+}
+
+/// A signal delivered to backprop.
+#[derive(Message)]
+#[rtype(result = "()")]
+enum Signalled {
+    Interrupt,
+    StopRequest,
+}
+
+impl Actor for Supervisor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let addr = ctx.address();
+        let listen = |kind: SignalKind, message: fn() -> Signalled, addr: Addr<Supervisor>| async move {
+            let Ok(mut stream) = signal(kind) else { return };
+            while stream.recv().await.is_some() {
+                addr.do_send(message());
+            }
+        };
+        for kind in [SignalKind::interrupt(), SignalKind::terminate(), SignalKind::hangup()] {
+            actix::spawn(listen(kind, || Signalled::Interrupt, addr.clone()));
+        }
+        actix::spawn(listen(SignalKind::user_defined2(), || Signalled::StopRequest, addr));
+        // A fallback for a lost SIGUSR2 (e.g. sent while we were starting).
+        let poll = self.settings.poll_interval;
+        ctx.run_interval(poll, |act, ctx| act.check_stop_requests(ctx));
+    }
+}
+
+impl Handler<Signalled> for Supervisor {
+    type Result = ();
+    fn handle(&mut self, msg: Signalled, ctx: &mut Context<Self>) {
+        match msg {
+            Signalled::Interrupt => self.interrupted(ctx),
+            Signalled::StopRequest => self.check_stop_requests(ctx),
+        }
+    }
+}
+
+/// Queue a run.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Submit(pub Job);
+
+impl Handler<Submit> for Supervisor {
+    type Result = ();
+    fn handle(&mut self, Submit(job): Submit, ctx: &mut Context<Self>) {
+        self.queue.push_back(job);
+        self.advance(ctx);
+    }
+}
+
+impl Handler<WorkerExited> for Supervisor {
+    type Result = ();
+    fn handle(&mut self, msg: WorkerExited, ctx: &mut Context<Self>) {
+        self.active.remove(&msg.run_id);
+        self.allocator.do_send(Release {
+            run_id: msg.run_id.clone(),
+        });
+        match msg.outcome {
+            Ok(outcome) => self.results.push((msg.run_id, outcome)),
+            Err(why) => self.fail_start(&msg.run_id, why, &Lease::default()),
+        }
+        self.advance(ctx);
+        self.finish_if_idle();
+    }
+}

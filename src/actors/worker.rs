@@ -1,0 +1,450 @@
+//! A Worker supervises one attempt: one child process group, its output pumps, its
+//! timebox, and the graceful stop sequence (stop signal, grace, SIGKILL to the group).
+
+use super::gpu_allocator::Lease;
+use super::store::{ProgressUpdate, StoreActor, Update};
+use crate::active_clock::ActiveClock;
+use crate::clock::now_ms;
+use crate::guard::Guard;
+use crate::launch::{self, AttemptEnv};
+use crate::outcome::{self, ExitInfo, Outcome, StopCause};
+use crate::process::{self, Launch, signal_group};
+use crate::pump::{self, Batch, PumpOptions};
+use crate::record::{RunSpec, Status};
+use crate::store::private_file;
+use actix::prelude::*;
+use nix::sys::signal::Signal;
+use std::fs::{File, OpenOptions};
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// How long to wait for the output pipes to close after the child exited and its group was
+/// killed (a daemon that left the group may hold them open forever).
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
+/// The plain progress line appears at most this often.
+const REPORT_EVERY: Duration = Duration::from_secs(5);
+
+/// Everything a Worker needs to run one attempt.
+#[derive(Clone, Debug)]
+pub struct Attempt {
+    pub run_id: String,
+    pub number: u32,
+    pub spec: RunSpec,
+    pub resume_from: Option<String>,
+    pub max_run: Duration,
+    pub grace: Duration,
+    pub stop_signal: Signal,
+    pub checkpoint_signal: Option<Signal>,
+    pub run_dir: PathBuf,
+    pub lease: Lease,
+    pub echo_protocol: bool,
+    pub quiet: bool,
+}
+
+/// Sent to the supervisor when the attempt is over (or could not start).
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct WorkerExited {
+    pub run_id: String,
+    pub outcome: Result<Outcome, String>,
+}
+
+/// Stop the attempt: gracefully (stop signal, then SIGKILL after the grace period) or at once.
+#[derive(Message, Clone, Copy, Debug)]
+#[rtype(result = "()")]
+pub struct Stop {
+    pub cause: StopCause,
+    pub force: bool,
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct StdoutBatch(Batch);
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct CudaOom;
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct PumpClosed;
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct ChildExited(ExitInfo);
+
+pub struct Worker {
+    attempt: Attempt,
+    store: Addr<StoreActor>,
+    supervisor: Recipient<WorkerExited>,
+    pid: u32,
+    guard: Option<Guard>,
+    clock: ActiveClock,
+    timebox: Option<SpawnHandle>,
+    kill_timer: Option<SpawnHandle>,
+    stop_cause: Option<StopCause>,
+    exit: Option<ExitInfo>,
+    open_pumps: u8,
+    drain_expired: bool,
+    cuda_oom: bool,
+    progress: ProgressUpdate,
+    last_report: Option<Instant>,
+    finished: bool,
+}
+
+impl Worker {
+    pub fn new(attempt: Attempt, store: Addr<StoreActor>, supervisor: Recipient<WorkerExited>) -> Worker {
+        let progress = ProgressUpdate {
+            id: attempt.run_id.clone(),
+            ..Default::default()
+        };
+        Worker {
+            attempt,
+            store,
+            supervisor,
+            pid: 0,
+            guard: None,
+            clock: ActiveClock::started_at(Instant::now()),
+            timebox: None,
+            kill_timer: None,
+            stop_cause: None,
+            exit: None,
+            open_pumps: 0,
+            drain_expired: false,
+            cuda_oom: false,
+            progress,
+            last_report: None,
+            finished: false,
+        }
+    }
+
+    fn launch(&self) -> Result<Launch, String> {
+        let a = &self.attempt;
+        let (program, args) =
+            launch::command_line(&a.spec, a.resume_from.as_deref()).map_err(|e| e.to_string())?;
+        let framework = launch::framework_for(&a.spec);
+        let env = launch::script_env(
+            &a.spec,
+            &AttemptEnv {
+                run_id: &a.run_id,
+                run_dir: &a.run_dir,
+                attempt: a.number,
+                max_run_seconds: a.max_run.as_secs_f64(),
+                resume_from: a.resume_from.as_deref(),
+                framework: &framework,
+                gpu_env: &a.lease.env,
+            },
+            std::env::vars(),
+        );
+        Ok(Launch {
+            program,
+            args,
+            cwd: a.spec.cwd.clone(),
+            env,
+        })
+    }
+
+    /// Starts the child, its pumps, its waiter and its guard.
+    fn start_child(&mut self, ctx: &mut Context<Self>) -> Result<(), String> {
+        let launch = self.launch()?;
+        let logs = open_logs(&self.attempt.run_dir).map_err(|e| format!("cannot open the run's log files: {e}"))?;
+        let mut child = process::spawn(&launch).map_err(|e| format!("cannot start {}: {e}", launch.program))?;
+        self.pid = child.id();
+        self.clock = ActiveClock::started_at(Instant::now());
+        match Guard::start(self.pid) {
+            Ok(guard) => self.guard = Some(guard),
+            Err(e) => tracing::warn!("no guard process for run {}: {e}", self.attempt.run_id),
+        }
+
+        let addr = ctx.address();
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let options = PumpOptions {
+            echo_protocol: self.attempt.echo_protocol,
+            attempt: self.attempt.number,
+        };
+        let [stdout_log, stderr_log, metrics] = logs;
+        let out_addr = addr.clone();
+        spawn_named("stdout-pump", move || {
+            let result = pump::pump_stdout(
+                stdout,
+                BufWriter::new(crate::stdio::stdout()),
+                BufWriter::new(stdout_log),
+                BufWriter::new(metrics),
+                &options,
+                now_ms,
+                |batch| out_addr.do_send(StdoutBatch(batch)),
+            );
+            if let Err(e) = result {
+                tracing::warn!("stdout capture: {e}");
+            }
+            out_addr.do_send(PumpClosed);
+        });
+        let err_addr = addr.clone();
+        spawn_named("stderr-pump", move || {
+            let oom_addr = err_addr.clone();
+            let result = pump::pump_stderr(
+                stderr,
+                BufWriter::new(crate::stdio::stderr()),
+                BufWriter::new(stderr_log),
+                || oom_addr.do_send(CudaOom),
+            );
+            if let Err(e) = result {
+                tracing::warn!("stderr capture: {e}");
+            }
+            err_addr.do_send(PumpClosed);
+        });
+        self.open_pumps = 2;
+        spawn_named("child-waiter", move || {
+            let status = child.wait();
+            let info = match status {
+                Ok(status) => ExitInfo::from(status),
+                Err(_) => ExitInfo { code: None, signal: None },
+            };
+            addr.do_send(ChildExited(info));
+        });
+        Ok(())
+    }
+
+    fn arm_timebox(&mut self, ctx: &mut Context<Self>) {
+        if let Some(handle) = self.timebox.take() {
+            ctx.cancel_future(handle);
+        }
+        let left = self.clock.remaining(self.attempt.max_run);
+        self.timebox = Some(ctx.run_later(left, |act, ctx| {
+            act.timebox = None;
+            act.stop(ctx, Stop { cause: StopCause::Timebox, force: false });
+        }));
+    }
+
+    fn stop(&mut self, ctx: &mut Context<Self>, msg: Stop) {
+        if self.exit.is_some() {
+            return;
+        }
+        if self.stop_cause.is_none() {
+            self.stop_cause = Some(msg.cause);
+        }
+        if let Some(handle) = self.timebox.take() {
+            ctx.cancel_future(handle);
+        }
+        if self.clock.is_paused() {
+            // A stopped (SIGSTOP) group must run again to handle the stop signal.
+            signal_group(self.pid, Signal::SIGCONT);
+            self.clock.resume_at(Instant::now());
+        }
+        if msg.force {
+            signal_group(self.pid, Signal::SIGKILL);
+            return;
+        }
+        if self.kill_timer.is_some() {
+            return; // already in the grace period
+        }
+        signal_group(self.pid, self.attempt.stop_signal);
+        self.kill_timer = Some(ctx.run_later(self.attempt.grace, |act, _| {
+            if act.exit.is_none() {
+                tracing::info!("grace period over for run {}: SIGKILL", act.attempt.run_id);
+                signal_group(act.pid, Signal::SIGKILL);
+            }
+        }));
+    }
+
+    fn report(&mut self, force: bool) {
+        if self.attempt.quiet {
+            return;
+        }
+        let due = self.last_report.is_none_or(|t| t.elapsed() >= REPORT_EVERY);
+        if !(due || force) {
+            return;
+        }
+        self.last_report = Some(Instant::now());
+        let mut line = format!("backprop: {}", self.attempt.run_id);
+        if let Some(step) = self.progress.step {
+            line.push_str(&format!(" step {step}"));
+        }
+        if let Some(loss) = self.progress.loss {
+            line.push_str(&format!(" loss {loss:.4}"));
+        }
+        let active = Duration::from_secs(self.clock.elapsed().as_secs());
+        let limit = Duration::from_secs(self.attempt.max_run.as_secs_f64().ceil() as u64);
+        line.push_str(&format!(
+            " | {} of {}",
+            humantime::format_duration(active),
+            humantime::format_duration(limit)
+        ));
+        eprintln!("{line}");
+    }
+
+    fn maybe_finish(&mut self, ctx: &mut Context<Self>) {
+        if self.finished {
+            return;
+        }
+        let Some(exit) = self.exit else { return };
+        if self.open_pumps > 0 && !self.drain_expired {
+            return;
+        }
+        self.finished = true;
+        let outcome = outcome::decide(exit, self.stop_cause, self.cuda_oom);
+        self.progress.active_ms = self.clock.elapsed().as_millis() as u64;
+        let progress = self.progress.clone();
+        let recorded = outcome.clone();
+        self.store.do_send(Update {
+            id: self.attempt.run_id.clone(),
+            change: Box::new(move |rec| {
+                super::store::apply_progress(rec, &progress);
+                if let Some(attempt) = rec.attempts.last_mut() {
+                    attempt.exit_code = exit.code;
+                    attempt.signal = exit.signal;
+                }
+                rec.finish(recorded.status, &recorded.reason, now_ms());
+            }),
+        });
+        if let Some(guard) = self.guard.take() {
+            guard.release();
+        }
+        self.supervisor.do_send(WorkerExited {
+            run_id: self.attempt.run_id.clone(),
+            outcome: Ok(outcome),
+        });
+        ctx.stop();
+    }
+
+    fn fail_to_start(&mut self, ctx: &mut Context<Self>, why: String) {
+        self.finished = true;
+        self.supervisor.do_send(WorkerExited {
+            run_id: self.attempt.run_id.clone(),
+            outcome: Err(why),
+        });
+        ctx.stop();
+    }
+}
+
+impl Actor for Worker {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        if let Err(why) = self.start_child(ctx) {
+            self.fail_to_start(ctx, why);
+            return;
+        }
+        let pid = self.pid;
+        self.store.do_send(Update {
+            id: self.attempt.run_id.clone(),
+            change: Box::new(move |rec| {
+                if let Some(attempt) = rec.attempts.last_mut() {
+                    attempt.pid = Some(pid);
+                }
+            }),
+        });
+        self.arm_timebox(ctx);
+        if let (Some(signal), Some(every)) =
+            (self.attempt.checkpoint_signal, self.attempt.spec.options.checkpoint_every_seconds)
+            && every > 0.0
+        {
+            ctx.run_interval(Duration::from_secs_f64(every), move |act, _| {
+                if act.exit.is_none() && !act.clock.is_paused() {
+                    process::signal_pid(act.pid, signal);
+                }
+            });
+        }
+    }
+}
+
+impl Handler<StdoutBatch> for Worker {
+    type Result = ();
+    fn handle(&mut self, StdoutBatch(batch): StdoutBatch, _: &mut Context<Self>) {
+        if let Some(progress) = batch.progress {
+            if progress.step.is_some() {
+                self.progress.step = progress.step;
+            }
+            if progress.loss.is_some() {
+                self.progress.loss = progress.loss;
+            }
+            self.progress.metrics.extend(progress.metrics);
+            self.progress.active_ms = self.clock.elapsed().as_millis() as u64;
+            self.store.do_send(self.progress.clone());
+            self.report(false);
+        }
+        for path in batch.checkpoints {
+            let absolute = absolute_in(&self.attempt.spec.cwd, &path);
+            self.store.do_send(Update {
+                id: self.attempt.run_id.clone(),
+                change: Box::new(move |rec| rec.add_checkpoint(&absolute)),
+            });
+        }
+    }
+}
+
+impl Handler<CudaOom> for Worker {
+    type Result = ();
+    fn handle(&mut self, _: CudaOom, _: &mut Context<Self>) {
+        self.cuda_oom = true;
+    }
+}
+
+impl Handler<PumpClosed> for Worker {
+    type Result = ();
+    fn handle(&mut self, _: PumpClosed, ctx: &mut Context<Self>) {
+        self.open_pumps = self.open_pumps.saturating_sub(1);
+        self.maybe_finish(ctx);
+    }
+}
+
+impl Handler<ChildExited> for Worker {
+    type Result = ();
+    fn handle(&mut self, ChildExited(info): ChildExited, ctx: &mut Context<Self>) {
+        self.exit = Some(info);
+        self.clock.pause_at(Instant::now());
+        for handle in [self.timebox.take(), self.kill_timer.take()].into_iter().flatten() {
+            ctx.cancel_future(handle);
+        }
+        // Nothing of the run may outlive it: stragglers left in the group are killed, which
+        // also closes the pipes they inherited.
+        if crate::proc_info::group_has_members(self.pid) {
+            signal_group(self.pid, Signal::SIGKILL);
+        }
+        ctx.run_later(DRAIN_TIMEOUT, |act, ctx| {
+            act.drain_expired = true;
+            act.maybe_finish(ctx);
+        });
+        self.maybe_finish(ctx);
+    }
+}
+
+impl Handler<Stop> for Worker {
+    type Result = ();
+    fn handle(&mut self, msg: Stop, ctx: &mut Context<Self>) {
+        self.stop(ctx, msg);
+    }
+}
+
+/// The run's status right now, for live views.
+#[derive(Message)]
+#[rtype(result = "Status")]
+pub struct CurrentStatus;
+
+impl Handler<CurrentStatus> for Worker {
+    type Result = MessageResult<CurrentStatus>;
+    fn handle(&mut self, _: CurrentStatus, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(if self.clock.is_paused() { Status::Paused } else { Status::Running })
+    }
+}
+
+fn spawn_named(name: &str, body: impl FnOnce() + Send + 'static) {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(body)
+        .unwrap_or_else(|e| panic!("cannot spawn the {name} thread: {e}"));
+}
+
+/// stdout.log, stderr.log and metrics.jsonl of the run, opened for appending (0600).
+fn open_logs(run_dir: &Path) -> std::io::Result<[File; 3]> {
+    let open = |name: &str| private_file(OpenOptions::new().create(true).append(true)).open(run_dir.join(name));
+    Ok([open("stdout.log")?, open("stderr.log")?, open("metrics.jsonl")?])
+}
+
+/// Checkpoint paths are relative to the run's working directory.
+fn absolute_in(cwd: &str, path: &str) -> String {
+    let p = Path::new(path);
+    if p.is_absolute() { path.to_string() } else { Path::new(cwd).join(p).display().to_string() }
+}

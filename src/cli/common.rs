@@ -1,0 +1,101 @@
+//! What several commands share: errors with exit codes, opening the store, config loading.
+
+use super::Global;
+use crate::config::{self, FlagValue, LoadRequest, LoadedConfig};
+use crate::outcome::EXIT_USAGE;
+use crate::record::RunRecord;
+use crate::store::{Store, StoreError};
+use std::path::PathBuf;
+
+/// An error to show on one line, with the exit code it means.
+#[derive(Debug)]
+pub struct CliError {
+    pub code: i32,
+    pub message: String,
+}
+
+impl CliError {
+    pub fn usage(message: impl Into<String>) -> CliError {
+        CliError {
+            code: EXIT_USAGE,
+            message: message.into(),
+        }
+    }
+
+    pub fn with_code(code: i32, message: impl Into<String>) -> CliError {
+        CliError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<StoreError> for CliError {
+    fn from(e: StoreError) -> CliError {
+        CliError::usage(e.to_string())
+    }
+}
+
+pub fn home() -> PathBuf {
+    crate::store::default_home()
+}
+
+/// Opens the store for writing and marks runs of dead supervisors `lost`.
+pub fn open_store() -> Result<Store, CliError> {
+    let store = Store::open(&home())?;
+    crate::reaper::reap(&store)?;
+    Ok(store)
+}
+
+/// Opens the store to read; reaps when the home is writable, reads anyway when it is not.
+pub fn open_store_for_reading() -> Result<Store, CliError> {
+    let home = home();
+    match Store::open(&home) {
+        Ok(store) => {
+            if let Err(e) = crate::reaper::reap(&store) {
+                crate::ui::warn(&format!("could not check for lost runs: {e}"));
+            }
+            Ok(store)
+        }
+        Err(StoreError::Unwritable { .. }) if home.join(crate::store::EXPERIMENTS_FILE).is_file() => {
+            Ok(Store::open_for_reading(&home))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub fn load_config(global: &Global, flags: Vec<FlagValue>) -> Result<LoadedConfig, CliError> {
+    let cwd = std::env::current_dir().map_err(|e| CliError::usage(format!("cannot read the current directory: {e}")))?;
+    config::load(LoadRequest {
+        config_path: global.config.clone(),
+        cwd,
+        env: std::env::vars().collect(),
+        flags,
+    })
+    .map_err(|e| CliError::usage(e.to_string()))
+}
+
+/// Validates a run id typed by the user and fetches its record.
+pub fn find_run(store: &Store, id: &str) -> Result<RunRecord, CliError> {
+    crate::runid::validate(id).map_err(|e| CliError::usage(e.to_string()))?;
+    Ok(store.get(id)?)
+}
+
+/// `1m 5s`-style text of a duration in milliseconds, to the second.
+pub fn duration_text(ms: u64) -> String {
+    humantime::format_duration(std::time::Duration::from_secs(ms / 1000)).to_string()
+}
+
+/// `2026-11-23 16:29:00` (UTC) of an epoch-ms time.
+pub fn time_text(ms: u64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+    humantime::format_rfc3339_seconds(t).to_string().replace('T', " ").replace('Z', "")
+}
+
+pub fn loss_text(loss: Option<f64>) -> String {
+    loss.map(|l| format!("{l:.4}")).unwrap_or_else(|| "-".into())
+}
+
+pub fn print_json(value: &impl serde::Serialize) {
+    println!("{}", serde_json::to_string_pretty(value).expect("serialisable"));
+}

@@ -1,0 +1,100 @@
+//! Noticing runs whose supervising backprop process died (SPEC status `lost`): any command
+//! that reads the store calls `reap`, which marks them and kills what is left of their
+//! process group.
+
+use crate::clock::now_ms;
+use crate::proc_info::{self, Liveness};
+use crate::process::signal_group;
+use crate::record::{RunRecord, Status};
+use crate::store::{Store, StoreError};
+use nix::sys::signal::Signal;
+
+/// Whether `rec` is active but its supervisor is dead (judged from this host).
+pub fn is_orphaned(rec: &RunRecord, host: &str) -> bool {
+    if !rec.status.is_active() {
+        return false;
+    }
+    match &rec.supervisor {
+        Some(sup) => proc_info::liveness(sup, host) == Liveness::Dead,
+        // An active record nobody ever claimed (e.g. a crash between create and claim).
+        None => rec.extra.get("slurmJobId").is_none(),
+    }
+}
+
+/// Marks a run lost and kills any process left in its group.
+pub fn mark_lost(rec: &mut RunRecord, now: u64) {
+    if let Some(pid) = rec.attempts.last().and_then(|a| a.pid)
+        && rec.attempts.last().and_then(|a| a.end_time).is_none()
+        && proc_info::group_has_members(pid)
+    {
+        signal_group(pid, Signal::SIGKILL);
+    }
+    rec.finish(Status::Lost, "lost", now);
+}
+
+/// Finds and marks every orphaned run; returns their ids. Reads without the lock first, so
+/// the common case (nothing to reap) costs one read.
+pub fn reap(store: &Store) -> Result<Vec<String>, StoreError> {
+    let host = proc_info::hostname();
+    let suspects: Vec<String> = store
+        .read()?
+        .records()
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|rec| is_orphaned(rec, &host))
+        .map(|rec| rec.id)
+        .collect();
+    if suspects.is_empty() {
+        return Ok(suspects);
+    }
+    store.update(|ex| {
+        let now = now_ms();
+        let mut reaped = Vec::new();
+        for id in &suspects {
+            // Re-check under the lock: it may have finished or been resumed meanwhile.
+            if let Ok(mut rec) = ex.record(id)
+                && is_orphaned(&rec, &host)
+            {
+                mark_lost(&mut rec, now);
+                ex.put(&rec);
+                reaped.push(id.clone());
+            }
+        }
+        reaped
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{RunSpec, SupervisorRef};
+
+    #[test]
+    fn a_run_of_a_dead_supervisor_is_marked_lost_and_others_are_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let me = proc_info::me();
+        let dead = SupervisorRef { pid: u32::MAX - 7, ..me.clone() };
+        let mut alive = RunRecord::new("alive".into(), "a".into(), RunSpec::default(), 1);
+        alive.status = Status::Running;
+        alive.supervisor = Some(me);
+        let mut orphan = alive.clone();
+        orphan.id = "orphan".into();
+        orphan.supervisor = Some(dead);
+        let mut done = orphan.clone();
+        done.id = "done".into();
+        done.status = Status::Completed;
+        store
+            .update(|ex| {
+                ex.put(&alive);
+                ex.put(&orphan);
+                ex.put(&done);
+            })
+            .unwrap();
+        assert_eq!(reap(&store).unwrap(), vec!["orphan".to_string()]);
+        assert_eq!(store.get("orphan").unwrap().status, Status::Lost);
+        assert_eq!(store.get("alive").unwrap().status, Status::Running);
+        assert_eq!(store.get("done").unwrap().status, Status::Completed);
+        assert!(reap(&store).unwrap().is_empty());
+    }
+}
