@@ -88,7 +88,11 @@ impl Supervisor {
 
     /// Considers the head of the queue: governor first, then the allocator, then a Worker.
     fn advance(&mut self, ctx: &mut Context<Self>) {
-        if self.deciding || self.interrupts > 0 {
+        if self.interrupts > 0 {
+            self.finish_if_idle();
+            return;
+        }
+        if self.deciding {
             return;
         }
         let Some(job) = self.queue.front().cloned() else {

@@ -1,0 +1,327 @@
+//! The typed config and its built-in defaults, plus the table of every key.
+
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use serde::{Deserialize, Serialize};
+
+use super::values::{
+    Executor, Framework, GpuProbeKind, MemoryLimit, MemoryLimitAction, Minutes, Seconds, SignalName,
+};
+
+/// The whole config, after layering. `Config::default()` is the built-in defaults.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Config {
+    /// The timebox of a run (active time).
+    pub max_run_minutes: Minutes,
+    /// Running + paused runs across every backprop process sharing the home.
+    pub max_parallel: u32,
+    pub gpu_memory_limit: Option<MemoryLimit>,
+    pub framework: Framework,
+    pub checkpoint_every_minutes: Option<Minutes>,
+    pub checkpoint_signal: Option<SignalName>,
+    #[serde(rename = "minFreeRamGB")]
+    pub min_free_ram_gb: f64,
+    /// Load average per core.
+    pub max_cpu_load: f64,
+    pub grace_period: Seconds,
+    pub stop_signal: SignalName,
+    pub poll_interval: Seconds,
+    pub interpreter: String,
+    /// The flag appended with the checkpoint path when resuming; empty = env only.
+    pub resume_arg: String,
+    pub max_restarts: u32,
+    /// GPUs per run; `None` = 1 where GPUs exist, 0 otherwise.
+    pub gpus_per_run: Option<u32>,
+    pub executor: Executor,
+    pub gpu: GpuConfig,
+    pub slurm: SlurmConfig,
+    /// The config file's batch, validated by the batch module.
+    pub experiments: Vec<serde_json::Value>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct GpuConfig {
+    pub probe: GpuProbeKind,
+    #[serde(rename = "minFreeVramMB")]
+    pub min_free_vram_mb: u64,
+    pub max_temp_c: f64,
+    /// `None` = `max_temp_c - 5`; see [`GpuConfig::resume_temp_c`].
+    pub resume_temp_c: Option<f64>,
+    pub memory_limit_action: MemoryLimitAction,
+    /// How long one probe (e.g. `nvidia-smi`) may take.
+    pub probe_timeout: Seconds,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct SlurmConfig {
+    pub partition: Option<String>,
+    pub account: Option<String>,
+    pub qos: Option<String>,
+    /// Extra `sbatch` arguments, e.g. `["--mem=32G"]`.
+    pub extra_args: Vec<String>,
+    /// Added to the timebox + grace for the job's `--time`.
+    pub time_margin: Seconds,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_run_minutes: Minutes(Duration::from_secs(10 * 60)),
+            max_parallel: 4,
+            gpu_memory_limit: None,
+            framework: Framework::Auto,
+            checkpoint_every_minutes: None,
+            checkpoint_signal: None,
+            min_free_ram_gb: 4.0,
+            max_cpu_load: 2.0,
+            grace_period: Seconds::from_secs(30),
+            stop_signal: SignalName(Signal::SIGINT),
+            poll_interval: Seconds::from_secs(5),
+            interpreter: "python3".into(),
+            resume_arg: "--resume-from".into(),
+            max_restarts: 0,
+            gpus_per_run: None,
+            executor: Executor::Local,
+            gpu: GpuConfig::default(),
+            slurm: SlurmConfig::default(),
+            experiments: Vec::new(),
+        }
+    }
+}
+
+impl Default for GpuConfig {
+    fn default() -> Self {
+        GpuConfig {
+            probe: GpuProbeKind::Auto,
+            min_free_vram_mb: 2500,
+            max_temp_c: 85.0,
+            resume_temp_c: None,
+            memory_limit_action: MemoryLimitAction::Warn,
+            probe_timeout: Seconds::from_secs(5),
+        }
+    }
+}
+
+impl Default for SlurmConfig {
+    fn default() -> Self {
+        SlurmConfig {
+            partition: None,
+            account: None,
+            qos: None,
+            extra_args: Vec::new(),
+            time_margin: Seconds::from_secs(5 * 60),
+        }
+    }
+}
+
+impl GpuConfig {
+    /// The temperature a paused run's GPU must cool to before it resumes.
+    pub fn resume_temp_c(&self) -> f64 {
+        self.resume_temp_c.unwrap_or(self.max_temp_c - 5.0)
+    }
+}
+
+/// How a key's value is read from an environment variable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum EnvForm {
+    /// JSON when it parses (numbers, bools, arrays, null), else the raw string.
+    Json,
+    /// Always the raw string (names and paths, where `"123"` is still text).
+    Text,
+}
+
+/// One leaf key: its dotted name, what a valid value looks like, and how env gives it.
+pub(crate) struct KeySpec {
+    pub key: &'static str,
+    pub expected: &'static str,
+    pub env: EnvForm,
+}
+
+const MINUTES: &str = "a number of minutes above 0 or a duration like \"90s\" or \"2h\"";
+const SECONDS: &str = "a number of seconds or a duration like \"30s\" or \"2m\"";
+const SECONDS_ABOVE_ZERO: &str =
+    "a number of seconds above 0 or a duration like \"5s\" or \"500ms\"";
+
+/// Every leaf key, in the order of the config.
+pub(crate) const KEYS: &[KeySpec] = &[
+    KeySpec {
+        key: "maxRunMinutes",
+        expected: MINUTES,
+        env: EnvForm::Json,
+    },
+    KeySpec {
+        key: "maxParallel",
+        expected: "a whole number of runs, at least 1",
+        env: EnvForm::Json,
+    },
+    KeySpec {
+        key: "gpuMemoryLimit",
+        expected: "a share of the GPU like \"80%\" (above 0, at most 100) or a size in GB like 8, \"8GB\" or \"8192MB\"",
+        env: EnvForm::Json,
+    },
+    KeySpec {
+        key: "framework",
+        expected: "one of \"auto\", \"pytorch\", \"tensorflow\", \"jax\", \"none\"",
+        env: EnvForm::Json,
+    },
+    KeySpec {
+        key: "checkpointEveryMinutes",
+        expected: MINUTES,
+        env: EnvForm::Json,
+    },
+    KeySpec {
+        key: "checkpointSignal",
+        expected: "a signal name like \"SIGUSR1\" or its number (not SIGKILL or SIGSTOP)",
+        env: EnvForm::Json,
+    },
+    KeySpec {
+        key: "minFreeRamGB",
+        expected: "free RAM in GB (a number, at least 0)",
+        env: EnvForm::Json,
+    },
+    KeySpec {
+        key: "maxCpuLoad",
+        expected: "a load average per core (a number above 0)",
+        env: EnvForm::Json,
+    },
+    KeySpec {
+        key: "gracePeriod",
+        expected: SECONDS,
+        env: EnvForm::Json,
+    },
+    KeySpec {
+        key: "stopSignal",
+        expected: "a signal name like \"SIGINT\" or \"SIGTERM\", or its number",
+        env: EnvForm::Json,
+    },
+    KeySpec {
+        key: "pollInterval",
+        expected: SECONDS_ABOVE_ZERO,
+        env: EnvForm::Json,
+    },
+    KeySpec {
+        key: "interpreter",
+        expected: "a program name or path like \"python3\" (not empty)",
+        env: EnvForm::Text,
+    },
+    KeySpec {
+        key: "resumeArg",
+        expected: "a command-line flag like \"--resume-from\" (\"\" = environment only)",
+        env: EnvForm::Text,
+    },
+    KeySpec {
+        key: "maxRestarts",
+        expected: "a whole number, at least 0",
+        env: EnvForm::Json,
+    },
+    KeySpec {
+        key: "gpusPerRun",
+        expected: "a whole number of GPUs, at least 0",
+        env: EnvForm::Json,
+    },
+    KeySpec {
+        key: "executor",
+        expected: "one of \"local\", \"slurm\"",
+        env: EnvForm::Json,
+    },
+    KeySpec {
+        key: "gpu.probe",
+        expected: "one of \"auto\", \"nvml\", \"nvidia-smi\", \"none\"",
+        env: EnvForm::Json,
+    },
+    KeySpec {
+        key: "gpu.minFreeVramMB",
+        expected: "free VRAM in MB (a whole number, at least 0)",
+        env: EnvForm::Json,
+    },
+    KeySpec {
+        key: "gpu.maxTempC",
+        expected: "a temperature in °C (a number)",
+        env: EnvForm::Json,
+    },
+    KeySpec {
+        key: "gpu.resumeTempC",
+        expected: "a temperature in °C (a number) below gpu.maxTempC",
+        env: EnvForm::Json,
+    },
+    KeySpec {
+        key: "gpu.memoryLimitAction",
+        expected: "one of \"warn\", \"stop\"",
+        env: EnvForm::Json,
+    },
+    KeySpec {
+        key: "gpu.probeTimeout",
+        expected: SECONDS_ABOVE_ZERO,
+        env: EnvForm::Json,
+    },
+    KeySpec {
+        key: "slurm.partition",
+        expected: "a Slurm partition name (a string)",
+        env: EnvForm::Text,
+    },
+    KeySpec {
+        key: "slurm.account",
+        expected: "a Slurm account name (a string)",
+        env: EnvForm::Text,
+    },
+    KeySpec {
+        key: "slurm.qos",
+        expected: "a Slurm QOS name (a string)",
+        env: EnvForm::Text,
+    },
+    KeySpec {
+        key: "slurm.extraArgs",
+        expected: "a list of sbatch arguments like [\"--mem=32G\"]",
+        env: EnvForm::Json,
+    },
+    KeySpec {
+        key: "slurm.timeMargin",
+        expected: SECONDS,
+        env: EnvForm::Json,
+    },
+    KeySpec {
+        key: "experiments",
+        expected: "a list of experiment objects",
+        env: EnvForm::Json,
+    },
+];
+
+/// Keys that hold an object of further keys.
+pub(crate) const SECTIONS: &[(&str, &str)] = &[
+    (
+        "gpu",
+        "an object like {\"maxTempC\": 85, \"minFreeVramMB\": 2500}",
+    ),
+    ("slurm", "an object like {\"partition\": \"gpu\"}"),
+];
+
+pub(crate) fn spec_of(key: &str) -> Option<&'static KeySpec> {
+    KEYS.iter().find(|s| s.key == key)
+}
+
+/// What a valid value of `path` looks like: the key's own phrase, or that of the nearest
+/// enclosing key (an error inside `experiments.0` is described by `experiments`).
+pub(crate) fn expected_of(path: &str) -> &'static str {
+    let mut key = path;
+    loop {
+        if let Some(spec) = spec_of(key) {
+            return spec.expected;
+        }
+        if let Some((_, phrase)) = SECTIONS.iter().find(|(name, _)| *name == key) {
+            return phrase;
+        }
+        match key.rsplit_once('.') {
+            Some((parent, _)) => key = parent,
+            None => return "a value described in backprop.config.example.json",
+        }
+    }
+}
+
+/// Every leaf key of the config, dotted (`gpu.maxTempC`); `experiments` counts as a leaf.
+pub fn all_keys() -> Vec<&'static str> {
+    KEYS.iter().map(|s| s.key).collect()
+}
