@@ -122,27 +122,27 @@ pub struct AttemptEnv<'a> {
     pub gpu_env: &'a [(String, String)],
 }
 
+/// Changes to the inherited environment for the script: variables to set and to remove.
+/// Only changes are applied, so inherited variables (even non-UTF-8 ones) pass unchanged.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EnvChanges {
+    pub set: Vec<(String, String)>,
+    pub remove: Vec<String>,
+}
+
 /// The variables SPEC "The script's side" lists, on top of the inherited environment and
 /// the user's `--env` values. Hints (GPU memory, allocator growth) never override a value
-/// the user set; backprop's own variables always win.
-pub fn script_env(
-    spec: &RunSpec,
-    attempt: &AttemptEnv<'_>,
-    inherited: impl Iterator<Item = (String, String)>,
-) -> Vec<(String, String)> {
-    let mut env: std::collections::BTreeMap<String, String> = inherited.collect();
-    // An inherited resume path belongs to some other run.
-    env.remove("BACKPROP_RESUME_FROM");
-    for (k, v) in &spec.env {
-        env.insert(k.clone(), v.clone());
-    }
-    let user_set = |env: &std::collections::BTreeMap<String, String>, key: &str| {
-        spec.env.contains_key(key) || env.contains_key(key)
-    };
+/// the user set (`inherited_has` tells what the environment already has); backprop's own
+/// variables always win.
+pub fn script_env(spec: &RunSpec, attempt: &AttemptEnv<'_>, inherited_has: impl Fn(&str) -> bool) -> EnvChanges {
+    let mut set: std::collections::BTreeMap<String, String> = spec.env.clone().into_iter().collect();
+    // An inherited resume path or checkpoint interval belongs to some other run.
+    let mut remove = vec!["BACKPROP_RESUME_FROM".to_string(), "BACKPROP_CHECKPOINT_EVERY_SECONDS".to_string()];
     for (k, v) in attempt.gpu_env {
-        let is_hint = !matches!(k.as_str(), "CUDA_VISIBLE_DEVICES");
-        if !(is_hint && user_set(&env, k)) {
-            env.insert(k.clone(), v.clone());
+        let is_hint = k != "CUDA_VISIBLE_DEVICES";
+        let user_set = spec.env.contains_key(k) || inherited_has(k);
+        if !(is_hint && user_set) {
+            set.insert(k.clone(), v.clone());
         }
     }
     let mut own = vec![
@@ -156,16 +156,15 @@ pub fn script_env(
     ];
     if let Some(every) = spec.options.checkpoint_every_seconds {
         own.push(("BACKPROP_CHECKPOINT_EVERY_SECONDS", format!("{}", every.round() as u64)));
-    } else {
-        env.remove("BACKPROP_CHECKPOINT_EVERY_SECONDS");
     }
     if let Some(path) = attempt.resume_from {
         own.push(("BACKPROP_RESUME_FROM", path.to_string()));
     }
     for (k, v) in own {
-        env.insert(k.to_string(), v);
+        set.insert(k.to_string(), v);
     }
-    env.into_iter().collect()
+    remove.retain(|k| !set.contains_key(k));
+    EnvChanges { set: set.into_iter().collect(), remove }
 }
 
 /// The framework for `BACKPROP_FRAMEWORK`: the configured one, or detected from the script.
@@ -240,12 +239,10 @@ mod tests {
             framework: "none",
             gpu_env: &gpu_env,
         };
-        let inherited = vec![
-            ("CUDA_VISIBLE_DEVICES".to_string(), "0,1".to_string()),
-            ("BACKPROP_ATTEMPT".to_string(), "9".to_string()),
-        ];
-        let env: std::collections::HashMap<_, _> =
-            script_env(&spec, &attempt, inherited.into_iter()).into_iter().collect();
+        let inherited = ["CUDA_VISIBLE_DEVICES", "BACKPROP_ATTEMPT", "BACKPROP_RESUME_FROM"];
+        let changes = script_env(&spec, &attempt, |k| inherited.contains(&k));
+        assert_eq!(changes.remove, ["BACKPROP_CHECKPOINT_EVERY_SECONDS"], "the resume path is set, not removed");
+        let env: std::collections::HashMap<_, _> = changes.set.into_iter().collect();
         assert_eq!(env["TF_FORCE_GPU_ALLOW_GROWTH"], "false");
         assert_eq!(env["CUDA_VISIBLE_DEVICES"], "1");
         assert_eq!(env["BACKPROP_ATTEMPT"], "2");

@@ -13,7 +13,7 @@ pub struct Launch {
     pub program: String,
     pub args: Vec<String>,
     pub cwd: String,
-    pub env: Vec<(String, String)>,
+    pub env: crate::launch::EnvChanges,
 }
 
 /// Spawns the child as the leader of a new process group, with stdout/stderr piped and
@@ -25,11 +25,14 @@ pub fn spawn(launch: &Launch) -> io::Result<Child> {
     command
         .args(&launch.args)
         .current_dir(Path::new(&launch.cwd))
-        .envs(launch.env.iter().map(|(k, v)| (k, v)))
+        .envs(launch.env.set.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
+    for key in &launch.env.remove {
+        command.env_remove(key);
+    }
     // SAFETY: only async-signal-safe libc calls between fork and exec.
     unsafe {
         command.pre_exec(move || {

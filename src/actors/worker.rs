@@ -135,7 +135,7 @@ impl Worker {
                 framework: &framework,
                 gpu_env: &a.lease.env,
             },
-            std::env::vars(),
+            |key| std::env::var_os(key).is_some(),
         );
         Ok(Launch {
             program,

@@ -69,7 +69,10 @@ pub fn load_config(global: &Global, flags: Vec<FlagValue>) -> Result<LoadedConfi
     config::load(LoadRequest {
         config_path: global.config.clone(),
         cwd,
-        env: std::env::vars().collect(),
+        // Non-UTF-8 variables cannot be config values; they are passed over, not fatal.
+        env: std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect(),
         flags,
     })
     .map_err(|e| CliError::usage(e.to_string()))

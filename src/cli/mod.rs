@@ -43,7 +43,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run a training script as a timeboxed, governed run
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Run a run's stored spec again from its latest checkpoint (a new attempt)
     Resume(resume::ResumeArgs),
     /// Runs, newest first
@@ -84,7 +84,7 @@ pub fn main() -> i32 {
         quiet: cli.quiet,
     };
     let result = match cli.command {
-        Command::Run(args) => run::execute(&global, args),
+        Command::Run(args) => run::execute(&global, *args),
         Command::Resume(args) => resume::execute(&global, args),
         Command::List(args) => list::execute(&global, args),
         Command::Status(args) => status::execute(&global, args),
