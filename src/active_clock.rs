@@ -10,11 +10,17 @@ pub struct ActiveClock {
 
 impl ActiveClock {
     pub fn started_at(now: Instant) -> ActiveClock {
-        ActiveClock { banked: Duration::ZERO, running_since: Some(now) }
+        ActiveClock {
+            banked: Duration::ZERO,
+            running_since: Some(now),
+        }
     }
 
     pub fn elapsed_at(&self, now: Instant) -> Duration {
-        self.banked + self.running_since.map_or(Duration::ZERO, |since| now.saturating_duration_since(since))
+        self.banked
+            + self
+                .running_since
+                .map_or(Duration::ZERO, |since| now.saturating_duration_since(since))
     }
 
     pub fn elapsed(&self) -> Duration {

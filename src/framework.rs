@@ -31,7 +31,10 @@ mod tests {
     #[test]
     fn finds_frameworks_in_the_usual_import_forms() {
         assert_eq!(detect("import os\nimport torch\n"), Some("pytorch"));
-        assert_eq!(detect("import numpy as np, torch.nn as nn"), Some("pytorch"));
+        assert_eq!(
+            detect("import numpy as np, torch.nn as nn"),
+            Some("pytorch")
+        );
         assert_eq!(detect("from tensorflow import keras"), Some("tensorflow"));
         assert_eq!(detect("    import jax.numpy as jnp"), Some("jax"));
         assert_eq!(detect("import keras"), Some("tensorflow"));
@@ -39,7 +42,10 @@ mod tests {
 
     #[test]
     fn ignores_mentions_that_are_not_imports() {
-        assert_eq!(detect("# we could import torch later\nprint('torch')"), None);
+        assert_eq!(
+            detect("# we could import torch later\nprint('torch')"),
+            None
+        );
         assert_eq!(detect("from mypkg import torch_utils"), None);
     }
 }

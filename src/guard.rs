@@ -55,7 +55,8 @@ pub fn run_guard(pgid: u32) -> i32 {
     }
     let mut line = String::new();
     let stdin = io::stdin();
-    let released = matches!(stdin.lock().read_line(&mut line), Ok(n) if n > 0 && line.trim() == "done");
+    let released =
+        matches!(stdin.lock().read_line(&mut line), Ok(n) if n > 0 && line.trim() == "done");
     if !released {
         signal_group(pgid, Signal::SIGKILL);
     }

@@ -13,7 +13,9 @@ pub enum NotFound {
     Interpreter(String),
     #[error("command {0:?} not found: not a file here and not on PATH")]
     Command(String),
-    #[error("{0} is not executable; chmod +x it, or run it through its interpreter: backprop run -- bash {0}")]
+    #[error(
+        "{0} is not executable; chmod +x it, or run it through its interpreter: backprop run -- bash {0}"
+    )]
     NotExecutable(String),
 }
 
@@ -91,7 +93,10 @@ fn absolute(base: &Path, path: &str) -> PathBuf {
 }
 
 /// The program and argv for one attempt: `--resume-from P` appended when resuming.
-pub fn command_line(spec: &RunSpec, resume_from: Option<&str>) -> Result<(String, Vec<String>), NotFound> {
+pub fn command_line(
+    spec: &RunSpec,
+    resume_from: Option<&str>,
+) -> Result<(String, Vec<String>), NotFound> {
     let mut args = Vec::new();
     let program = match &spec.interpreter {
         Some(interpreter) => {
@@ -134,10 +139,18 @@ pub struct EnvChanges {
 /// the user's `--env` values. Hints (GPU memory, allocator growth) never override a value
 /// the user set (`inherited_has` tells what the environment already has); backprop's own
 /// variables always win.
-pub fn script_env(spec: &RunSpec, attempt: &AttemptEnv<'_>, inherited_has: impl Fn(&str) -> bool) -> EnvChanges {
-    let mut set: std::collections::BTreeMap<String, String> = spec.env.clone().into_iter().collect();
+pub fn script_env(
+    spec: &RunSpec,
+    attempt: &AttemptEnv<'_>,
+    inherited_has: impl Fn(&str) -> bool,
+) -> EnvChanges {
+    let mut set: std::collections::BTreeMap<String, String> =
+        spec.env.clone().into_iter().collect();
     // An inherited resume path or checkpoint interval belongs to some other run.
-    let mut remove = vec!["BACKPROP_RESUME_FROM".to_string(), "BACKPROP_CHECKPOINT_EVERY_SECONDS".to_string()];
+    let mut remove = vec![
+        "BACKPROP_RESUME_FROM".to_string(),
+        "BACKPROP_CHECKPOINT_EVERY_SECONDS".to_string(),
+    ];
     for (k, v) in attempt.gpu_env {
         let is_hint = k != "CUDA_VISIBLE_DEVICES";
         let user_set = spec.env.contains_key(k) || inherited_has(k);
@@ -149,13 +162,19 @@ pub fn script_env(spec: &RunSpec, attempt: &AttemptEnv<'_>, inherited_has: impl 
         ("BACKPROP_RUN_ID", attempt.run_id.to_string()),
         ("BACKPROP_RUN_DIR", attempt.run_dir.display().to_string()),
         ("BACKPROP_ATTEMPT", attempt.attempt.to_string()),
-        ("BACKPROP_MAX_RUN_SECONDS", format!("{}", attempt.max_run_seconds.ceil() as u64)),
+        (
+            "BACKPROP_MAX_RUN_SECONDS",
+            format!("{}", attempt.max_run_seconds.ceil() as u64),
+        ),
         ("BACKPROP_FRAMEWORK", attempt.framework.to_string()),
         ("PYTHONUNBUFFERED", "1".to_string()),
         ("CUDA_DEVICE_ORDER", "PCI_BUS_ID".to_string()),
     ];
     if let Some(every) = spec.options.checkpoint_every_seconds {
-        own.push(("BACKPROP_CHECKPOINT_EVERY_SECONDS", format!("{}", every.round() as u64)));
+        own.push((
+            "BACKPROP_CHECKPOINT_EVERY_SECONDS",
+            format!("{}", every.round() as u64),
+        ));
     }
     if let Some(path) = attempt.resume_from {
         own.push(("BACKPROP_RESUME_FROM", path.to_string()));
@@ -164,7 +183,10 @@ pub fn script_env(spec: &RunSpec, attempt: &AttemptEnv<'_>, inherited_has: impl 
         set.insert(k.to_string(), v);
     }
     remove.retain(|k| !set.contains_key(k));
-    EnvChanges { set: set.into_iter().collect(), remove }
+    EnvChanges {
+        set: set.into_iter().collect(),
+        remove,
+    }
 }
 
 /// The framework for `BACKPROP_FRAMEWORK`: the configured one, or detected from the script.
@@ -178,7 +200,9 @@ pub fn framework_for(spec: &RunSpec) -> String {
     }
     std::fs::read(&spec.program)
         .ok()
-        .and_then(|bytes| crate::framework::detect(&String::from_utf8_lossy(&bytes)).map(str::to_string))
+        .and_then(|bytes| {
+            crate::framework::detect(&String::from_utf8_lossy(&bytes)).map(str::to_string)
+        })
         .unwrap_or_else(|| "none".to_string())
 }
 
@@ -202,10 +226,21 @@ mod tests {
     #[test]
     fn commands_come_from_path_or_an_executable_file() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(resolve("sh", "python3", dir.path()).unwrap().program.ends_with("/sh"));
-        assert!(matches!(resolve("no-such-cmd-xyz", "python3", dir.path()), Err(NotFound::Command(_))));
+        assert!(
+            resolve("sh", "python3", dir.path())
+                .unwrap()
+                .program
+                .ends_with("/sh")
+        );
+        assert!(matches!(
+            resolve("no-such-cmd-xyz", "python3", dir.path()),
+            Err(NotFound::Command(_))
+        ));
         std::fs::write(dir.path().join("job.sh"), "echo hi").unwrap();
-        assert!(matches!(resolve("./job.sh", "python3", dir.path()), Err(NotFound::NotExecutable(_))));
+        assert!(matches!(
+            resolve("./job.sh", "python3", dir.path()),
+            Err(NotFound::NotExecutable(_))
+        ));
     }
 
     #[test]
@@ -225,7 +260,8 @@ mod tests {
     #[test]
     fn hints_do_not_override_the_user_but_backprop_variables_do() {
         let mut spec = RunSpec::default();
-        spec.env.insert("TF_FORCE_GPU_ALLOW_GROWTH".into(), "false".into());
+        spec.env
+            .insert("TF_FORCE_GPU_ALLOW_GROWTH".into(), "false".into());
         let gpu_env = vec![
             ("TF_FORCE_GPU_ALLOW_GROWTH".to_string(), "true".to_string()),
             ("CUDA_VISIBLE_DEVICES".to_string(), "1".to_string()),
@@ -239,9 +275,17 @@ mod tests {
             framework: "none",
             gpu_env: &gpu_env,
         };
-        let inherited = ["CUDA_VISIBLE_DEVICES", "BACKPROP_ATTEMPT", "BACKPROP_RESUME_FROM"];
+        let inherited = [
+            "CUDA_VISIBLE_DEVICES",
+            "BACKPROP_ATTEMPT",
+            "BACKPROP_RESUME_FROM",
+        ];
         let changes = script_env(&spec, &attempt, |k| inherited.contains(&k));
-        assert_eq!(changes.remove, ["BACKPROP_CHECKPOINT_EVERY_SECONDS"], "the resume path is set, not removed");
+        assert_eq!(
+            changes.remove,
+            ["BACKPROP_CHECKPOINT_EVERY_SECONDS"],
+            "the resume path is set, not removed"
+        );
         let env: std::collections::HashMap<_, _> = changes.set.into_iter().collect();
         assert_eq!(env["TF_FORCE_GPU_ALLOW_GROWTH"], "false");
         assert_eq!(env["CUDA_VISIBLE_DEVICES"], "1");

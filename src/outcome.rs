@@ -87,10 +87,16 @@ mod tests {
     use super::*;
 
     fn code(c: i32) -> ExitInfo {
-        ExitInfo { code: Some(c), signal: None }
+        ExitInfo {
+            code: Some(c),
+            signal: None,
+        }
     }
     fn signal(s: i32) -> ExitInfo {
-        ExitInfo { code: None, signal: Some(s) }
+        ExitInfo {
+            code: None,
+            signal: Some(s),
+        }
     }
 
     #[test]
@@ -102,9 +108,15 @@ mod tests {
     #[test]
     fn a_failing_script_passes_its_code_through() {
         let o = decide(code(3), None, false);
-        assert_eq!((o.status, o.exit_code, o.reason.as_str()), (Status::Failed, 3, "exit"));
+        assert_eq!(
+            (o.status, o.exit_code, o.reason.as_str()),
+            (Status::Failed, 3, "exit")
+        );
         let o = decide(signal(11), None, false);
-        assert_eq!((o.status, o.exit_code, o.reason.as_str()), (Status::Failed, 139, "signal"));
+        assert_eq!(
+            (o.status, o.exit_code, o.reason.as_str()),
+            (Status::Failed, 139, "signal")
+        );
         assert_eq!(decide(code(1), None, true).reason, "cuda_oom");
     }
 
@@ -119,6 +131,9 @@ mod tests {
     #[test]
     fn a_user_stop_is_stopped_with_130() {
         let o = decide(signal(9), Some(StopCause::User), false);
-        assert_eq!((o.status, o.exit_code, o.reason.as_str()), (Status::Stopped, 130, "user"));
+        assert_eq!(
+            (o.status, o.exit_code, o.reason.as_str()),
+            (Status::Stopped, 130, "user")
+        );
     }
 }

@@ -22,7 +22,12 @@ pub fn is_defunct(pid: u32) -> bool {
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => stat
             .rfind(')')
-            .and_then(|i| stat[i + 1..].split_whitespace().next().map(|s| s == "Z" || s == "X"))
+            .and_then(|i| {
+                stat[i + 1..]
+                    .split_whitespace()
+                    .next()
+                    .map(|s| s == "Z" || s == "X")
+            })
             .unwrap_or(true),
         Err(_) => true,
     }
@@ -78,7 +83,8 @@ mod tests {
 
     #[test]
     fn parses_start_ticks_even_with_parentheses_in_the_name() {
-        let stat = "42 (my (odd) name) S 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10";
+        let stat =
+            "42 (my (odd) name) S 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10";
         assert_eq!(parse_start_ticks(stat), Some(987654));
     }
 
@@ -86,9 +92,15 @@ mod tests {
     fn this_process_is_alive_and_a_forged_one_is_not() {
         let me = me();
         assert_eq!(liveness(&me, &me.host), Liveness::Alive);
-        let recycled = SupervisorRef { start_ticks: me.start_ticks + 1, ..me.clone() };
+        let recycled = SupervisorRef {
+            start_ticks: me.start_ticks + 1,
+            ..me.clone()
+        };
         assert_eq!(liveness(&recycled, &me.host), Liveness::Dead);
-        let elsewhere = SupervisorRef { host: "other-node".into(), ..me.clone() };
+        let elsewhere = SupervisorRef {
+            host: "other-node".into(),
+            ..me.clone()
+        };
         assert_eq!(liveness(&elsewhere, &me.host), Liveness::Unknown);
     }
 }

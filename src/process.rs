@@ -83,7 +83,11 @@ pub fn parse_signal(name: &str) -> Option<Signal> {
         return Signal::try_from(n).ok();
     }
     let upper = trimmed.to_ascii_uppercase();
-    let full = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
+    let full = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
     full.parse().ok()
 }
 

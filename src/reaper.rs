@@ -74,7 +74,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let me = proc_info::me();
-        let dead = SupervisorRef { pid: u32::MAX - 7, ..me.clone() };
+        let dead = SupervisorRef {
+            pid: u32::MAX - 7,
+            ..me.clone()
+        };
         let mut alive = RunRecord::new("alive".into(), "a".into(), RunSpec::default(), 1);
         alive.status = Status::Running;
         alive.supervisor = Some(me);

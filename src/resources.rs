@@ -56,15 +56,23 @@ pub struct Sampler {
 
 impl Default for Sampler {
     fn default() -> Self {
-        Sampler { system: sysinfo::System::new().map_err(|e| e.to_string()) }
+        Sampler {
+            system: sysinfo::System::new().map_err(|e| e.to_string()),
+        }
     }
 }
 
 impl Sampler {
     pub fn sample(&mut self) -> Snapshot {
         const GB: f64 = 1024.0 * 1024.0 * 1024.0;
-        let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-        let mut snapshot = Snapshot { taken_ms: crate::clock::now_ms(), cpus, ..Default::default() };
+        let cpus = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        let mut snapshot = Snapshot {
+            taken_ms: crate::clock::now_ms(),
+            cpus,
+            ..Default::default()
+        };
         let system = match &mut self.system {
             Ok(system) => system,
             Err(e) => {
@@ -88,18 +96,29 @@ mod tests {
     use super::*;
 
     fn machine(free_ram_gb: f64, load_per_core: f64) -> Snapshot {
-        Snapshot { free_ram_gb, load_per_core, cpus: 2, ..Default::default() }
+        Snapshot {
+            free_ram_gb,
+            load_per_core,
+            cpus: 2,
+            ..Default::default()
+        }
     }
 
     #[test]
     fn starts_when_everything_is_within_limits() {
-        let limits = Thresholds { min_free_ram_gb: 4.0, max_cpu_load: 2.0 };
+        let limits = Thresholds {
+            min_free_ram_gb: 4.0,
+            max_cpu_load: 2.0,
+        };
         assert_eq!(check(&machine(8.0, 0.5), &limits), Verdict::Go);
     }
 
     #[test]
     fn waits_with_a_reason_naming_the_limit() {
-        let limits = Thresholds { min_free_ram_gb: 4.0, max_cpu_load: 2.0 };
+        let limits = Thresholds {
+            min_free_ram_gb: 4.0,
+            max_cpu_load: 2.0,
+        };
         match check(&machine(1.5, 0.5), &limits) {
             Verdict::Wait(why) => assert!(why.contains("minFreeRamGB"), "{why}"),
             Verdict::Go => panic!("should wait"),

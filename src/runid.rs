@@ -6,7 +6,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub const MAX_LEN: usize = 64;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("invalid run id {shown:?}: {why}; use 1-64 characters from A-Z a-z 0-9 . _ - not starting with '.'")]
+#[error(
+    "invalid run id {shown:?}: {why}; use 1-64 characters from A-Z a-z 0-9 . _ - not starting with '.'"
+)]
 pub struct InvalidRunId {
     shown: String,
     why: &'static str,
@@ -39,12 +41,15 @@ pub fn validate(id: &str) -> Result<(), InvalidRunId> {
 /// A fresh id: `<name>-<yyyymmdd>-<hhmmss>-<4 hex>`, readable and sortable by time.
 /// The store re-draws on the rare collision.
 pub fn generate(name: &str, salt: u32) -> String {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     let stamp = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     // "2026-11-23T16:29:00Z" -> "20261123-162900"
     let digits: String = stamp.chars().filter(|c| c.is_ascii_digit()).collect();
     let stamp = format!("{}-{}", &digits[..8], &digits[8..14]);
-    let mut hash = now.subsec_nanos() ^ std::process::id().rotate_left(16) ^ salt.wrapping_mul(0x9E37_79B9);
+    let mut hash =
+        now.subsec_nanos() ^ std::process::id().rotate_left(16) ^ salt.wrapping_mul(0x9E37_79B9);
     hash ^= hash >> 15;
     hash = hash.wrapping_mul(0x2C1B_3C6D);
     hash ^= hash >> 12;
@@ -58,10 +63,20 @@ pub fn generate(name: &str, salt: u32) -> String {
 pub fn sanitize(name: &str) -> String {
     let cleaned: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     let trimmed = cleaned.trim_start_matches(['.', '-']).to_string();
-    if trimmed.is_empty() { "run".to_string() } else { trimmed }
+    if trimmed.is_empty() {
+        "run".to_string()
+    } else {
+        trimmed
+    }
 }
 
 #[cfg(test)]
@@ -70,14 +85,30 @@ mod tests {
 
     #[test]
     fn accepts_plain_ids() {
-        for id in ["a", "run-1", "exp_1700000000000", "A.b_c-9", &"x".repeat(64)] {
+        for id in [
+            "a",
+            "run-1",
+            "exp_1700000000000",
+            "A.b_c-9",
+            &"x".repeat(64),
+        ] {
             assert!(validate(id).is_ok(), "{id}");
         }
     }
 
     #[test]
     fn refuses_traversal_and_odd_characters() {
-        for id in ["", "../x", ".hidden", "a/b", "a b", "é", &"x".repeat(65), "..", "a\0b"] {
+        for id in [
+            "",
+            "../x",
+            ".hidden",
+            "a/b",
+            "a b",
+            "é",
+            &"x".repeat(65),
+            "..",
+            "a\0b",
+        ] {
             let err = validate(id).unwrap_err().to_string();
             assert!(err.contains("invalid run id"), "{err}");
         }
@@ -85,7 +116,13 @@ mod tests {
 
     #[test]
     fn generated_ids_are_valid_even_from_odd_names() {
-        for name in ["train", "../../etc", "", "my model (v2)", &"long".repeat(40)] {
+        for name in [
+            "train",
+            "../../etc",
+            "",
+            "my model (v2)",
+            &"long".repeat(40),
+        ] {
             let id = generate(name, 7);
             validate(&id).unwrap();
         }

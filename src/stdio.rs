@@ -18,7 +18,11 @@ impl Write for RawFd {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         // SAFETY: writing from a valid slice to a descriptor we do not own or close.
         let n = unsafe { libc::write(self.0, buf.as_ptr().cast(), buf.len()) };
-        if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
     }
 
     fn flush(&mut self) -> io::Result<()> {

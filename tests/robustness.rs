@@ -11,7 +11,15 @@ fn ten_concurrent_runs_on_one_home_all_complete_and_are_recorded() {
     let children: Vec<_> = (0..10)
         .map(|i| {
             env.cmd()
-                .args(["run", &script("progress.py"), "-q", "--name", &format!("r{i}"), "-p", "10"])
+                .args([
+                    "run",
+                    &script("progress.py"),
+                    "-q",
+                    "--name",
+                    &format!("r{i}"),
+                    "-p",
+                    "10",
+                ])
                 .args(["--", "--steps", "30", "--delay", "0.02"])
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())
@@ -46,14 +54,24 @@ fn kill_9_of_backprop_kills_the_script_and_the_next_command_marks_it_lost() {
     let pid_file = || {
         let records = env.records();
         let id = records.keys().next()?.clone();
-        std::fs::read_to_string(env.run_dir(&id).join("pid")).ok()?.trim().parse::<u32>().ok()
+        std::fs::read_to_string(env.run_dir(&id).join("pid"))
+            .ok()?
+            .trim()
+            .parse::<u32>()
+            .ok()
     };
-    assert!(wait_for(Duration::from_secs(20), || pid_file().is_some()), "script never started");
+    assert!(
+        wait_for(Duration::from_secs(20), || pid_file().is_some()),
+        "script never started"
+    );
     let script_pid = pid_file().unwrap();
     assert!(alive(script_pid));
     backprop.kill().unwrap(); // SIGKILL
     backprop.wait().unwrap();
-    assert!(wait_for(Duration::from_secs(2), || !alive(script_pid)), "script survived backprop");
+    assert!(
+        wait_for(Duration::from_secs(2), || !alive(script_pid)),
+        "script survived backprop"
+    );
 
     let list = env.run(&["list"]);
     assert_eq!(list.status.code(), Some(0));
@@ -73,7 +91,10 @@ fn stop_from_another_terminal_stops_gracefully() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    assert!(wait_for(Duration::from_secs(20), || env.records().values().any(|r| r["status"] == "running")));
+    assert!(wait_for(Duration::from_secs(20), || env
+        .records()
+        .values()
+        .any(|r| r["status"] == "running")));
     let id = env.records().keys().next().unwrap().clone();
     let stop = env.run(&["stop", &id]);
     assert_eq!(stop.status.code(), Some(0), "{}", stderr_of(&stop));
@@ -94,8 +115,15 @@ fn sigint_to_backprop_stops_the_run() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    assert!(wait_for(Duration::from_secs(20), || env.records().values().any(|r| r["status"] == "running")));
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(backprop.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    assert!(wait_for(Duration::from_secs(20), || env
+        .records()
+        .values()
+        .any(|r| r["status"] == "running")));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(backprop.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
     let out = backprop.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130), "{}", stderr_of(&out));
     assert_eq!(env.only_record()["status"], "stopped");
@@ -124,11 +152,23 @@ fn assert_one_line_error(out: &std::process::Output, code: i32, needles: &[&str]
 fn bad_config_is_a_clear_error_and_loses_nothing() {
     let (env, _id, before) = env_with_a_finished_run();
     let prog = script("exit_code.py");
-    std::fs::write(env.work.path().join("backprop.config.json"), r#"{"maxRunMinuts": 5}"#).unwrap();
+    std::fs::write(
+        env.work.path().join("backprop.config.json"),
+        r#"{"maxRunMinuts": 5}"#,
+    )
+    .unwrap();
     let out = env.run(&["run", &prog]);
-    assert_one_line_error(&out, 2, &["maxRunMinuts", "backprop.config.json", "maxRunMinutes"]);
+    assert_one_line_error(
+        &out,
+        2,
+        &["maxRunMinuts", "backprop.config.json", "maxRunMinutes"],
+    );
 
-    std::fs::write(env.work.path().join("backprop.config.json"), r#"{"gpu": {"maxTempC": "hot"}}"#).unwrap();
+    std::fs::write(
+        env.work.path().join("backprop.config.json"),
+        r#"{"gpu": {"maxTempC": "hot"}}"#,
+    )
+    .unwrap();
     let out = env.run(&["run", &prog]);
     assert_one_line_error(&out, 2, &["gpu.maxTempC", "hot", "backprop.config.json"]);
     std::fs::remove_file(env.work.path().join("backprop.config.json")).unwrap();
@@ -136,7 +176,12 @@ fn bad_config_is_a_clear_error_and_loses_nothing() {
     let out = env.run(&["--config", "nope.json", "run", &prog]);
     assert_one_line_error(&out, 2, &["nope.json"]);
 
-    let out = env.cmd().env("BACKPROP_MAX_PARALLEL", "many").args(["run", &prog]).output().unwrap();
+    let out = env
+        .cmd()
+        .env("BACKPROP_MAX_PARALLEL", "many")
+        .args(["run", &prog])
+        .output()
+        .unwrap();
     assert_one_line_error(&out, 2, &["maxParallel", "many", "BACKPROP_MAX_PARALLEL"]);
 
     assert_eq!(std::fs::read(env.experiments_path()).unwrap(), before);
@@ -161,7 +206,12 @@ fn bad_run_ids_missing_scripts_and_interpreters_leave_no_record() {
 
     let out = env.run(&["run", "no-such-script.py"]);
     assert_one_line_error(&out, 127, &["no-such-script.py", "not found"]);
-    let out = env.run(&["run", &script("exit_code.py"), "--interpreter", "python-does-not-exist"]);
+    let out = env.run(&[
+        "run",
+        &script("exit_code.py"),
+        "--interpreter",
+        "python-does-not-exist",
+    ]);
     assert_one_line_error(&out, 127, &["python-does-not-exist"]);
     let out = env.run(&["run", "--", "no-such-command-xyz", "arg"]);
     assert_one_line_error(&out, 127, &["no-such-command-xyz"]);
@@ -178,7 +228,10 @@ fn a_corrupt_store_is_moved_aside_and_the_run_goes_on() {
     let out = env.run(&["run", &script("exit_code.py"), "-q", "--", "0"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
     let err = stderr_of(&out);
-    assert!(err.contains("corrupt") && err.contains("moved it aside"), "{err}");
+    assert!(
+        err.contains("corrupt") && err.contains("moved it aside"),
+        "{err}"
+    );
     let aside: Vec<_> = std::fs::read_dir(env.home_path())
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -200,5 +253,9 @@ fn an_unwritable_home_is_a_clear_error() {
         .args(["run", &script("exit_code.py"), "--", "0"])
         .output()
         .unwrap();
-    assert_one_line_error(&out, 2, &["cannot write to the backprop home", "BACKPROP_HOME"]);
+    assert_one_line_error(
+        &out,
+        2,
+        &["cannot write to the backprop home", "BACKPROP_HOME"],
+    );
 }

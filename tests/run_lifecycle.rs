@@ -14,7 +14,10 @@ fn timeboxed_example_resumes_from_its_checkpoint_and_the_loss_keeps_falling() {
     let id = rec["id"].as_str().unwrap().to_string();
     assert_eq!(rec["status"], "timeboxed");
     assert_eq!(rec["name"], "demo");
-    let checkpoint = rec["lastCheckpoint"].as_str().expect("a checkpoint").to_string();
+    let checkpoint = rec["lastCheckpoint"]
+        .as_str()
+        .expect("a checkpoint")
+        .to_string();
     assert!(std::path::Path::new(&checkpoint).exists());
     assert!(rec["lastStep"].as_u64().unwrap() > 0);
 
@@ -27,13 +30,22 @@ fn timeboxed_example_resumes_from_its_checkpoint_and_the_loss_keeps_falling() {
     assert_eq!(attempts[1]["status"], "timeboxed");
     assert_eq!(attempts[1]["resumedFrom"], checkpoint.as_str());
     let stdout_log = std::fs::read_to_string(env.run_dir(&id).join("stdout.log")).unwrap();
-    assert!(stdout_log.contains(&format!("resumed from {checkpoint}")), "{stdout_log}");
+    assert!(
+        stdout_log.contains(&format!("resumed from {checkpoint}")),
+        "{stdout_log}"
+    );
 
     let losses = losses_by_attempt(&env.run_dir(&id).join("metrics.jsonl"));
     assert_eq!(losses.len(), 2);
     let (first, second) = (&losses[0], &losses[1]);
-    assert!(second.first().unwrap() <= first.last().unwrap(), "attempt 2 starts where 1 stopped");
-    assert!(second.last().unwrap() < first.last().unwrap(), "loss keeps falling");
+    assert!(
+        second.first().unwrap() <= first.last().unwrap(),
+        "attempt 2 starts where 1 stopped"
+    );
+    assert!(
+        second.last().unwrap() < first.last().unwrap(),
+        "loss keeps falling"
+    );
 }
 
 #[test]
@@ -41,20 +53,37 @@ fn resuming_passes_the_checkpoint_in_argv_and_env() {
     let env = Env::new();
     let checkpoint = env.work.path().join("start.ckpt");
     std::fs::write(&checkpoint, "weights").unwrap();
-    let out = env.run(&["run", &script("env_dump.py"), "-r", checkpoint.to_str().unwrap(), "--env", "EXTRA=1", "--", "--lr", "0.1"]);
+    let out = env.run(&[
+        "run",
+        &script("env_dump.py"),
+        "-r",
+        checkpoint.to_str().unwrap(),
+        "--env",
+        "EXTRA=1",
+        "--",
+        "--lr",
+        "0.1",
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
     let rec = env.only_record();
     let id = rec["id"].as_str().unwrap();
     let dump: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(env.run_dir(id).join("env-attempt1.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(env.run_dir(id).join("env-attempt1.json")).unwrap())
+            .unwrap();
     let path = checkpoint.display().to_string();
-    assert_eq!(dump["argv"], serde_json::json!(["--lr", "0.1", "--resume-from", path]));
+    assert_eq!(
+        dump["argv"],
+        serde_json::json!(["--lr", "0.1", "--resume-from", path])
+    );
     let vars = &dump["env"];
     assert_eq!(vars["BACKPROP_RESUME_FROM"], path.as_str());
     assert_eq!(vars["BACKPROP_RUN_ID"], id);
     assert_eq!(vars["BACKPROP_ATTEMPT"], "1");
     assert_eq!(vars["BACKPROP_MAX_RUN_SECONDS"], "600");
-    assert_eq!(vars["BACKPROP_RUN_DIR"], env.run_dir(id).display().to_string().as_str());
+    assert_eq!(
+        vars["BACKPROP_RUN_DIR"],
+        env.run_dir(id).display().to_string().as_str()
+    );
     assert_eq!(vars["PYTHONUNBUFFERED"], "1");
     assert_eq!(vars["CUDA_DEVICE_ORDER"], "PCI_BUS_ID");
     assert_eq!(vars["BACKPROP_FRAMEWORK"], "none");
@@ -75,7 +104,10 @@ fn a_stubborn_script_and_its_grandchild_are_killed_after_the_grace_period() {
     .unwrap();
     for key in ["child", "grandchild"] {
         let pid = pids[key].as_u64().unwrap() as u32;
-        assert!(wait_for(Duration::from_secs(1), || !alive(pid)), "{key} {pid} still alive");
+        assert!(
+            wait_for(Duration::from_secs(1), || !alive(pid)),
+            "{key} {pid} still alive"
+        );
     }
     // Timebox 3 s + grace 2 s, plus start-up: both gone within grace + 2 s of the timebox.
     assert!(took < Duration::from_secs(3 + 2 + 2 + 3), "took {took:?}");
@@ -101,7 +133,15 @@ fn a_failing_script_passes_its_exit_code_through() {
 #[test]
 fn progress_checkpoints_and_odd_output_are_handled() {
     let env = Env::new();
-    let out = env.run(&["run", &script("progress.py"), "--", "--steps", "30", "--delay", "0.01"]);
+    let out = env.run(&[
+        "run",
+        &script("progress.py"),
+        "--",
+        "--steps",
+        "30",
+        "--delay",
+        "0.01",
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
     let rec = env.only_record();
     assert_eq!(rec["status"], "completed");
@@ -126,12 +166,23 @@ fn progress_checkpoints_and_odd_output_are_handled() {
 #[test]
 fn logs_print_what_the_script_wrote() {
     let env = Env::new();
-    let out = env.run(&["run", &script("progress.py"), "--", "--steps", "5", "--delay", "0"]);
+    let out = env.run(&[
+        "run",
+        &script("progress.py"),
+        "--",
+        "--steps",
+        "5",
+        "--delay",
+        "0",
+    ]);
     assert_eq!(out.status.code(), Some(0));
     let id = env.only_record()["id"].as_str().unwrap().to_string();
     let logs = env.run(&["logs", &id]);
     assert_eq!(logs.status.code(), Some(0));
-    assert_eq!(logs.stdout, std::fs::read(env.run_dir(&id).join("stdout.log")).unwrap());
+    assert_eq!(
+        logs.stdout,
+        std::fs::read(env.run_dir(&id).join("stdout.log")).unwrap()
+    );
     let followed = env.run(&["logs", &id, "-f"]);
     assert_eq!(followed.stdout, logs.stdout);
 }

@@ -88,7 +88,10 @@ impl Handler<CanStart> for Governor {
             None => {
                 let (tx, rx) = oneshot::channel();
                 self.waiting.push(tx);
-                Box::pin(async move { rx.await.unwrap_or(Verdict::Wait("no resource sample yet".into())) })
+                Box::pin(async move {
+                    rx.await
+                        .unwrap_or(Verdict::Wait("no resource sample yet".into()))
+                })
             }
         }
     }

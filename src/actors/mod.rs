@@ -26,11 +26,19 @@ pub fn run_jobs(store: Store, config: SystemConfig, jobs: Vec<Job>) -> Results {
     system.block_on(async move {
         let poll = config.settings.poll_interval;
         let store_actor = store::StoreActor::new(store.clone()).start();
-        let governor = governor::Governor::new(config.limits, poll.max(Duration::from_millis(100))).start();
+        let governor =
+            governor::Governor::new(config.limits, poll.max(Duration::from_millis(100))).start();
         let allocator = gpu_allocator::GpuAllocator.start();
         let (done, finished) = tokio::sync::oneshot::channel();
-        let supervisor =
-            Supervisor::new(config.settings, store, store_actor.clone(), governor, allocator, done).start();
+        let supervisor = Supervisor::new(
+            config.settings,
+            store,
+            store_actor.clone(),
+            governor,
+            allocator,
+            done,
+        )
+        .start();
         for job in jobs {
             supervisor.do_send(Submit(job));
         }

@@ -131,15 +131,10 @@ pub fn apply_progress(rec: &mut RunRecord, progress: &ProgressUpdate) {
         rec.last_loss = progress.loss;
     }
     for (name, value) in &progress.metrics {
-        rec.metrics.insert(name.clone(), value.is_finite().then_some(*value));
+        rec.metrics
+            .insert(name.clone(), value.is_finite().then_some(*value));
     }
-    let previous_attempts: u64 = rec
-        .attempts
-        .iter()
-        .rev()
-        .skip(1)
-        .map(|a| a.active_ms)
-        .sum();
+    let previous_attempts: u64 = rec.attempts.iter().rev().skip(1).map(|a| a.active_ms).sum();
     rec.active_ms = previous_attempts + progress.active_ms;
     if let Some(attempt) = rec.attempts.last_mut() {
         attempt.active_ms = progress.active_ms;
@@ -195,7 +190,9 @@ fn write_loop(store: Store, jobs: Receiver<Job>) {
                 Err(e) if !warned => {
                     // The run goes on; the changes are kept and written when the store
                     // can be written again.
-                    crate::ui::warn(&format!("could not update the run record (will retry): {e}"));
+                    crate::ui::warn(&format!(
+                        "could not update the run record (will retry): {e}"
+                    ));
                     warned = true;
                 }
                 Err(e) => tracing::warn!("store write failed again: {e}"),

@@ -205,8 +205,12 @@ impl Supervisor {
         let attempt = worker::Attempt {
             run_id: job.run_id.clone(),
             number: job.attempt,
-            stop_signal: crate::process::parse_signal(&options.stop_signal).unwrap_or(Signal::SIGINT),
-            checkpoint_signal: options.checkpoint_signal.as_deref().and_then(crate::process::parse_signal),
+            stop_signal: crate::process::parse_signal(&options.stop_signal)
+                .unwrap_or(Signal::SIGINT),
+            checkpoint_signal: options
+                .checkpoint_signal
+                .as_deref()
+                .and_then(crate::process::parse_signal),
             grace: Duration::from_secs_f64(options.grace_seconds.max(0.0)),
             max_run: job.max_run,
             resume_from: job.resume_from.clone(),
@@ -216,7 +220,8 @@ impl Supervisor {
             echo_protocol: self.settings.echo_protocol,
             quiet: self.settings.quiet,
         };
-        let worker = Worker::new(attempt, self.store_actor.clone(), ctx.address().recipient()).start();
+        let worker =
+            Worker::new(attempt, self.store_actor.clone(), ctx.address().recipient()).start();
         self.active.insert(job.run_id, worker);
     }
 
@@ -243,7 +248,9 @@ impl Supervisor {
     /// Every queued run ends `stopped` without having started.
     fn drop_queue(&mut self) {
         for job in std::mem::take(&mut self.queue) {
-            self.update(&job.run_id, |rec| rec.finish(Status::Stopped, "user", now_ms()));
+            self.update(&job.run_id, |rec| {
+                rec.finish(Status::Stopped, "user", now_ms())
+            });
             self.results.push((
                 job.run_id,
                 Outcome {
@@ -277,7 +284,10 @@ impl Supervisor {
         }
         self.drop_queue();
         for worker in self.active.values() {
-            worker.do_send(Stop { cause: StopCause::User, force });
+            worker.do_send(Stop {
+                cause: StopCause::User,
+                force,
+            });
         }
         self.finish_if_idle();
         let _ = ctx;
@@ -312,10 +322,15 @@ impl Supervisor {
         ctx.spawn(read.into_actor(self).map(|requested, act, ctx| {
             for id in requested {
                 if let Some(worker) = act.active.get(&id) {
-                    worker.do_send(Stop { cause: StopCause::User, force: false });
+                    worker.do_send(Stop {
+                        cause: StopCause::User,
+                        force: false,
+                    });
                 } else if let Some(pos) = act.queue.iter().position(|j| j.run_id == id) {
                     let job = act.queue.remove(pos).expect("position is in range");
-                    act.update(&job.run_id, |rec| rec.finish(Status::Stopped, "user", now_ms()));
+                    act.update(&job.run_id, |rec| {
+                        rec.finish(Status::Stopped, "user", now_ms())
+                    });
                     act.results.push((
                         job.run_id,
                         Outcome {
@@ -350,10 +365,18 @@ impl Actor for Supervisor {
                 addr.do_send(message());
             }
         };
-        for kind in [SignalKind::interrupt(), SignalKind::terminate(), SignalKind::hangup()] {
+        for kind in [
+            SignalKind::interrupt(),
+            SignalKind::terminate(),
+            SignalKind::hangup(),
+        ] {
             actix::spawn(listen(kind, || Signalled::Interrupt, addr.clone()));
         }
-        actix::spawn(listen(SignalKind::user_defined2(), || Signalled::StopRequest, addr));
+        actix::spawn(listen(
+            SignalKind::user_defined2(),
+            || Signalled::StopRequest,
+            addr,
+        ));
         // A fallback for a lost SIGUSR2 (e.g. sent while we were starting).
         let poll = self.settings.poll_interval;
         ctx.run_interval(poll, |act, ctx| act.check_stop_requests(ctx));

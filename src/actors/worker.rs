@@ -94,7 +94,11 @@ pub struct Worker {
 }
 
 impl Worker {
-    pub fn new(attempt: Attempt, store: Addr<StoreActor>, supervisor: Recipient<WorkerExited>) -> Worker {
+    pub fn new(
+        attempt: Attempt,
+        store: Addr<StoreActor>,
+        supervisor: Recipient<WorkerExited>,
+    ) -> Worker {
         let progress = ProgressUpdate {
             id: attempt.run_id.clone(),
             ..Default::default()
@@ -148,8 +152,10 @@ impl Worker {
     /// Starts the child, its pumps, its waiter and its guard.
     fn start_child(&mut self, ctx: &mut Context<Self>) -> Result<(), String> {
         let launch = self.launch()?;
-        let logs = open_logs(&self.attempt.run_dir).map_err(|e| format!("cannot open the run's log files: {e}"))?;
-        let mut child = process::spawn(&launch).map_err(|e| format!("cannot start {}: {e}", launch.program))?;
+        let logs = open_logs(&self.attempt.run_dir)
+            .map_err(|e| format!("cannot open the run's log files: {e}"))?;
+        let mut child =
+            process::spawn(&launch).map_err(|e| format!("cannot start {}: {e}", launch.program))?;
         self.pid = child.id();
         self.clock = ActiveClock::started_at(Instant::now());
         match Guard::start(self.pid) {
@@ -200,7 +206,10 @@ impl Worker {
             let status = child.wait();
             let info = match status {
                 Ok(status) => ExitInfo::from(status),
-                Err(_) => ExitInfo { code: None, signal: None },
+                Err(_) => ExitInfo {
+                    code: None,
+                    signal: None,
+                },
             };
             addr.do_send(ChildExited(info));
         });
@@ -214,7 +223,13 @@ impl Worker {
         let left = self.clock.remaining(self.attempt.max_run);
         self.timebox = Some(ctx.run_later(left, |act, ctx| {
             act.timebox = None;
-            act.stop(ctx, Stop { cause: StopCause::Timebox, force: false });
+            act.stop(
+                ctx,
+                Stop {
+                    cause: StopCause::Timebox,
+                    force: false,
+                },
+            );
         }));
     }
 
@@ -337,9 +352,10 @@ impl Actor for Worker {
             }),
         });
         self.arm_timebox(ctx);
-        if let (Some(signal), Some(every)) =
-            (self.attempt.checkpoint_signal, self.attempt.spec.options.checkpoint_every_seconds)
-            && every > 0.0
+        if let (Some(signal), Some(every)) = (
+            self.attempt.checkpoint_signal,
+            self.attempt.spec.options.checkpoint_every_seconds,
+        ) && every > 0.0
         {
             ctx.run_interval(Duration::from_secs_f64(every), move |act, _| {
                 if act.exit.is_none() && !act.clock.is_paused() {
@@ -395,7 +411,10 @@ impl Handler<ChildExited> for Worker {
     fn handle(&mut self, ChildExited(info): ChildExited, ctx: &mut Context<Self>) {
         self.exit = Some(info);
         self.clock.pause_at(Instant::now());
-        for handle in [self.timebox.take(), self.kill_timer.take()].into_iter().flatten() {
+        for handle in [self.timebox.take(), self.kill_timer.take()]
+            .into_iter()
+            .flatten()
+        {
             ctx.cancel_future(handle);
         }
         // Nothing of the run may outlive it: stragglers left in the group are killed, which
@@ -426,7 +445,11 @@ pub struct CurrentStatus;
 impl Handler<CurrentStatus> for Worker {
     type Result = MessageResult<CurrentStatus>;
     fn handle(&mut self, _: CurrentStatus, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(if self.clock.is_paused() { Status::Paused } else { Status::Running })
+        MessageResult(if self.clock.is_paused() {
+            Status::Paused
+        } else {
+            Status::Running
+        })
     }
 }
 
@@ -439,12 +462,22 @@ fn spawn_named(name: &str, body: impl FnOnce() + Send + 'static) {
 
 /// stdout.log, stderr.log and metrics.jsonl of the run, opened for appending (0600).
 fn open_logs(run_dir: &Path) -> std::io::Result<[File; 3]> {
-    let open = |name: &str| private_file(OpenOptions::new().create(true).append(true)).open(run_dir.join(name));
-    Ok([open("stdout.log")?, open("stderr.log")?, open("metrics.jsonl")?])
+    let open = |name: &str| {
+        private_file(OpenOptions::new().create(true).append(true)).open(run_dir.join(name))
+    };
+    Ok([
+        open("stdout.log")?,
+        open("stderr.log")?,
+        open("metrics.jsonl")?,
+    ])
 }
 
 /// Checkpoint paths are relative to the run's working directory.
 fn absolute_in(cwd: &str, path: &str) -> String {
     let p = Path::new(path);
-    if p.is_absolute() { path.to_string() } else { Path::new(cwd).join(p).display().to_string() }
+    if p.is_absolute() {
+        path.to_string()
+    } else {
+        Path::new(cwd).join(p).display().to_string()
+    }
 }

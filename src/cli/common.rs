@@ -57,7 +57,9 @@ pub fn open_store_for_reading() -> Result<Store, CliError> {
             }
             Ok(store)
         }
-        Err(StoreError::Unwritable { .. }) if home.join(crate::store::EXPERIMENTS_FILE).is_file() => {
+        Err(StoreError::Unwritable { .. })
+            if home.join(crate::store::EXPERIMENTS_FILE).is_file() =>
+        {
             Ok(Store::open_for_reading(&home))
         }
         Err(e) => Err(e.into()),
@@ -65,7 +67,8 @@ pub fn open_store_for_reading() -> Result<Store, CliError> {
 }
 
 pub fn load_config(global: &Global, flags: Vec<FlagValue>) -> Result<LoadedConfig, CliError> {
-    let cwd = std::env::current_dir().map_err(|e| CliError::usage(format!("cannot read the current directory: {e}")))?;
+    let cwd = std::env::current_dir()
+        .map_err(|e| CliError::usage(format!("cannot read the current directory: {e}")))?;
     config::load(LoadRequest {
         config_path: global.config.clone(),
         cwd,
@@ -92,13 +95,20 @@ pub fn duration_text(ms: u64) -> String {
 /// `2026-11-23 16:29:00` (UTC) of an epoch-ms time.
 pub fn time_text(ms: u64) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
-    humantime::format_rfc3339_seconds(t).to_string().replace('T', " ").replace('Z', "")
+    humantime::format_rfc3339_seconds(t)
+        .to_string()
+        .replace('T', " ")
+        .replace('Z', "")
 }
 
 pub fn loss_text(loss: Option<f64>) -> String {
-    loss.map(|l| format!("{l:.4}")).unwrap_or_else(|| "-".into())
+    loss.map(|l| format!("{l:.4}"))
+        .unwrap_or_else(|| "-".into())
 }
 
 pub fn print_json(value: &impl serde::Serialize) {
-    println!("{}", serde_json::to_string_pretty(value).expect("serialisable"));
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).expect("serialisable")
+    );
 }

@@ -30,7 +30,9 @@ impl Flags {
 
 pub fn number_or_string(text: &str) -> Value {
     match text.trim().parse::<f64>() {
-        Ok(n) if n.is_finite() => serde_json::Number::from_f64(n).map(Value::Number).unwrap_or_else(|| Value::from(text)),
+        Ok(n) if n.is_finite() => serde_json::Number::from_f64(n)
+            .map(Value::Number)
+            .unwrap_or_else(|| Value::from(text)),
         _ => Value::from(text),
     }
 }

@@ -1,7 +1,9 @@
 //! `backprop list`: runs, newest first.
 
 use super::Global;
-use super::common::{CliError, duration_text, loss_text, open_store_for_reading, print_json, time_text};
+use super::common::{
+    CliError, duration_text, loss_text, open_store_for_reading, print_json, time_text,
+};
 use super::table;
 use crate::record::RunRecord;
 use clap::Args;
@@ -31,7 +33,12 @@ pub fn execute(global: &Global, _args: ListArgs) -> Result<i32, CliError> {
     let rows: Vec<Vec<String>> = records.iter().map(row).collect();
     println!(
         "{}",
-        table::render(&["ID", "NAME", "STATUS", "ACTIVE", "STEP", "LOSS", "CKPTS", "STARTED"], &rows)
+        table::render(
+            &[
+                "ID", "NAME", "STATUS", "ACTIVE", "STEP", "LOSS", "CKPTS", "STARTED"
+            ],
+            &rows
+        )
     );
     Ok(0)
 }
@@ -46,7 +53,9 @@ fn row(rec: &RunRecord) -> Vec<String> {
         rec.name.clone(),
         rec.status.to_string(),
         duration_text(rec.active_ms),
-        rec.last_step.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+        rec.last_step
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| "-".into()),
         loss_text(rec.last_loss),
         rec.checkpoints.len().to_string(),
         rec.start_time.map(time_text).unwrap_or_else(|| "-".into()),

@@ -22,7 +22,11 @@ pub struct LogsArgs {
 pub fn execute(_global: &Global, args: LogsArgs) -> Result<i32, CliError> {
     let store = open_store_for_reading()?;
     let rec = find_run(&store, &args.run_id)?;
-    let path = store.run_dir(&rec.id).join(if args.stderr { "stderr.log" } else { "stdout.log" });
+    let path = store.run_dir(&rec.id).join(if args.stderr {
+        "stderr.log"
+    } else {
+        "stdout.log"
+    });
     let mut out = std::io::stdout().lock();
     let mut offset = 0u64;
     loop {
@@ -30,7 +34,10 @@ pub fn execute(_global: &Global, args: LogsArgs) -> Result<i32, CliError> {
         if !args.follow {
             return Ok(0);
         }
-        let active = store.get(&rec.id).map(|r| r.status.is_active()).unwrap_or(false);
+        let active = store
+            .get(&rec.id)
+            .map(|r| r.status.is_active())
+            .unwrap_or(false);
         if !active {
             // One last read: the run may have written its final lines just before ending.
             copy_from(&path, offset, &mut out)?;
@@ -45,11 +52,18 @@ fn copy_from(path: &std::path::Path, offset: u64, out: &mut impl Write) -> Resul
     let mut file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(CliError::usage(format!("cannot read {}: {e}", path.display()))),
+        Err(e) => {
+            return Err(CliError::usage(format!(
+                "cannot read {}: {e}",
+                path.display()
+            )));
+        }
     };
-    file.seek(SeekFrom::Start(offset)).map_err(|e| CliError::usage(e.to_string()))?;
+    file.seek(SeekFrom::Start(offset))
+        .map_err(|e| CliError::usage(e.to_string()))?;
     let mut buf = Vec::new();
-    file.read_to_end(&mut buf).map_err(|e| CliError::usage(e.to_string()))?;
+    file.read_to_end(&mut buf)
+        .map_err(|e| CliError::usage(e.to_string()))?;
     if out.write_all(&buf).and_then(|_| out.flush()).is_err() {
         // stdout closed (e.g. piped into head): nothing more to do.
         std::process::exit(0);

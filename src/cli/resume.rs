@@ -47,23 +47,31 @@ pub fn execute(global: &Global, args: ResumeArgs) -> Result<i32, CliError> {
         )));
     }
     // The program must still be there: a missing one is exit 127 and changes nothing.
-    crate::launch::command_line(&rec.spec, None).map_err(|e| CliError::with_code(EXIT_NOT_FOUND, e.to_string()))?;
+    crate::launch::command_line(&rec.spec, None)
+        .map_err(|e| CliError::with_code(EXIT_NOT_FOUND, e.to_string()))?;
     if !Path::new(&rec.spec.program).exists() && rec.spec.program.contains('/') {
         return Err(CliError::with_code(
             EXIT_NOT_FOUND,
             format!("the run's script {} no longer exists", rec.spec.program),
         ));
     }
-    let (checkpoint, missing) = latest_existing_checkpoint(&rec.checkpoints, |p| Path::new(p).exists());
+    let (checkpoint, missing) =
+        latest_existing_checkpoint(&rec.checkpoints, |p| Path::new(p).exists());
     for path in &missing {
-        crate::ui::warn(&format!("checkpoint {path} no longer exists; falling back to an older one"));
+        crate::ui::warn(&format!(
+            "checkpoint {path} no longer exists; falling back to an older one"
+        ));
     }
     match &checkpoint {
         Some(path) if !global.quiet => crate::ui::info(&format!("resuming {} from {path}", rec.id)),
-        None if !rec.checkpoints.is_empty() => {
-            crate::ui::warn(&format!("no checkpoint of run {} exists any more; starting from scratch", rec.id))
-        }
-        None if !global.quiet => crate::ui::info(&format!("run {} has no checkpoint; starting from scratch", rec.id)),
+        None if !rec.checkpoints.is_empty() => crate::ui::warn(&format!(
+            "no checkpoint of run {} exists any more; starting from scratch",
+            rec.id
+        )),
+        None if !global.quiet => crate::ui::info(&format!(
+            "run {} has no checkpoint; starting from scratch",
+            rec.id
+        )),
         _ => {}
     }
     let max_run = match args.max_run_minutes {
@@ -84,7 +92,10 @@ pub fn execute(global: &Global, args: ResumeArgs) -> Result<i32, CliError> {
         true
     })?;
     if !claimed {
-        return Err(CliError::usage(format!("run {} was just resumed by another backprop", rec.id)));
+        return Err(CliError::usage(format!(
+            "run {} was just resumed by another backprop",
+            rec.id
+        )));
     }
     let job = Job {
         run_id: rec.id.clone(),
@@ -98,7 +109,10 @@ pub fn execute(global: &Global, args: ResumeArgs) -> Result<i32, CliError> {
 }
 
 /// The newest checkpoint that still exists, and the newer ones that are gone.
-pub fn latest_existing_checkpoint(checkpoints: &[String], exists: impl Fn(&str) -> bool) -> (Option<String>, Vec<String>) {
+pub fn latest_existing_checkpoint(
+    checkpoints: &[String],
+    exists: impl Fn(&str) -> bool,
+) -> (Option<String>, Vec<String>) {
     let mut missing = Vec::new();
     for path in checkpoints.iter().rev() {
         if exists(path) {
@@ -115,7 +129,10 @@ pub fn options_from(config: &Config) -> RunOptions {
         max_run_seconds: config.max_run_minutes.duration().as_secs_f64(),
         grace_seconds: config.grace_period.duration().as_secs_f64(),
         stop_signal: config.stop_signal.to_string(),
-        checkpoint_every_seconds: config.checkpoint_every_minutes.as_ref().map(|m| m.duration().as_secs_f64()),
+        checkpoint_every_seconds: config
+            .checkpoint_every_minutes
+            .as_ref()
+            .map(|m| m.duration().as_secs_f64()),
         checkpoint_signal: config.checkpoint_signal.as_ref().map(|s| s.to_string()),
         framework: config.framework.to_string(),
         resume_arg: config.resume_arg.clone(),
@@ -150,13 +167,26 @@ pub fn run_and_report(global: &Global, loaded: &LoadedConfig, store: Store, job:
     {
         let mut line = format!("{run_id} {}", outcome.status);
         if outcome.status == Status::Failed {
-            line.push_str(&format!(" ({}, exit {})", outcome.reason, outcome.exit_code));
+            line.push_str(&format!(
+                " ({}, exit {})",
+                outcome.reason, outcome.exit_code
+            ));
         }
-        line.push_str(&format!(" after {}", duration_text(rec.attempts.last().map_or(0, |a| a.active_ms))));
+        line.push_str(&format!(
+            " after {}",
+            duration_text(rec.attempts.last().map_or(0, |a| a.active_ms))
+        ));
         if let Some(step) = rec.last_step {
-            line.push_str(&format!(" at step {step}, loss {}", loss_text(rec.last_loss)));
+            line.push_str(&format!(
+                " at step {step}, loss {}",
+                loss_text(rec.last_loss)
+            ));
         }
-        if matches!(outcome.status, Status::Timeboxed | Status::Stopped | Status::Failed) && rec.last_checkpoint.is_some() {
+        if matches!(
+            outcome.status,
+            Status::Timeboxed | Status::Stopped | Status::Failed
+        ) && rec.last_checkpoint.is_some()
+        {
             line.push_str(&format!("; continue with: backprop resume {run_id}"));
         }
         crate::ui::info(&line);

@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 #[derive(Args, Debug)]
-#[command(after_help = "Examples:\n  backprop run examples/train.py -m 0.5\n  backprop run train.py -m 90s --name baseline -- --lr 0.01\n  backprop run -- torchrun --nproc-per-node 2 train.py")]
+#[command(
+    after_help = "Examples:\n  backprop run examples/train.py -m 0.5\n  backprop run train.py -m 90s --name baseline -- --lr 0.01\n  backprop run -- torchrun --nproc-per-node 2 train.py"
+)]
 pub struct RunArgs {
     /// The script (.py runs with the interpreter) or any executable / command on PATH
     pub script: Option<String>,
@@ -87,20 +89,68 @@ pub struct RunArgs {
 impl RunArgs {
     fn flags(&self) -> Flags {
         let mut f = Flags::default();
-        f.add_text("--max-run-minutes", "maxRunMinutes", self.max_run_minutes.as_ref());
-        f.add("--framework", "framework", self.framework.clone().map(Value::from));
-        f.add_text("--checkpoint-every-minutes", "checkpointEveryMinutes", self.checkpoint_every_minutes.as_ref());
-        f.add_text("--gpu-memory-limit", "gpuMemoryLimit", self.gpu_memory_limit.as_ref());
-        f.add("--max-parallel", "maxParallel", self.max_parallel.map(Value::from));
-        f.add("--min-free-ram", "minFreeRamGB", self.min_free_ram.map(Value::from));
-        f.add("--gpu-probe", "gpu.probe", self.gpu_probe.clone().map(Value::from));
-        f.add("--gpu-min-vram", "gpu.minFreeVramMB", self.gpu_min_vram.map(Value::from));
-        f.add("--gpu-max-temp", "gpu.maxTempC", self.gpu_max_temp.map(Value::from));
+        f.add_text(
+            "--max-run-minutes",
+            "maxRunMinutes",
+            self.max_run_minutes.as_ref(),
+        );
+        f.add(
+            "--framework",
+            "framework",
+            self.framework.clone().map(Value::from),
+        );
+        f.add_text(
+            "--checkpoint-every-minutes",
+            "checkpointEveryMinutes",
+            self.checkpoint_every_minutes.as_ref(),
+        );
+        f.add_text(
+            "--gpu-memory-limit",
+            "gpuMemoryLimit",
+            self.gpu_memory_limit.as_ref(),
+        );
+        f.add(
+            "--max-parallel",
+            "maxParallel",
+            self.max_parallel.map(Value::from),
+        );
+        f.add(
+            "--min-free-ram",
+            "minFreeRamGB",
+            self.min_free_ram.map(Value::from),
+        );
+        f.add(
+            "--gpu-probe",
+            "gpu.probe",
+            self.gpu_probe.clone().map(Value::from),
+        );
+        f.add(
+            "--gpu-min-vram",
+            "gpu.minFreeVramMB",
+            self.gpu_min_vram.map(Value::from),
+        );
+        f.add(
+            "--gpu-max-temp",
+            "gpu.maxTempC",
+            self.gpu_max_temp.map(Value::from),
+        );
         f.add("--gpus", "gpusPerRun", self.gpus.map(Value::from));
         f.add_text("--grace", "gracePeriod", self.grace.as_ref());
-        f.add("--interpreter", "interpreter", self.interpreter.clone().map(Value::from));
-        f.add("--max-restarts", "maxRestarts", self.max_restarts.map(Value::from));
-        f.add("--executor", "executor", self.executor.clone().map(Value::from));
+        f.add(
+            "--interpreter",
+            "interpreter",
+            self.interpreter.clone().map(Value::from),
+        );
+        f.add(
+            "--max-restarts",
+            "maxRestarts",
+            self.max_restarts.map(Value::from),
+        );
+        f.add(
+            "--executor",
+            "executor",
+            self.executor.clone().map(Value::from),
+        );
         f
     }
 }
@@ -117,9 +167,14 @@ pub fn execute(global: &Global, args: RunArgs) -> Result<i32, CliError> {
     let script = match args.script.clone() {
         Some(script) => script,
         None if !rest.is_empty() => rest.remove(0),
-        None => return Err(CliError::usage("no script given; usage: backprop run <script> [options] [-- args]")),
+        None => {
+            return Err(CliError::usage(
+                "no script given; usage: backprop run <script> [options] [-- args]",
+            ));
+        }
     };
-    let here = std::env::current_dir().map_err(|e| CliError::usage(format!("cannot read the current directory: {e}")))?;
+    let here = std::env::current_dir()
+        .map_err(|e| CliError::usage(format!("cannot read the current directory: {e}")))?;
     let program = launch::resolve(&script, &config.interpreter, &here)
         .map_err(|e| CliError::with_code(EXIT_NOT_FOUND, e.to_string()))?;
     let cwd = working_dir(args.cwd.as_deref(), &here)?;
@@ -131,7 +186,10 @@ pub fn execute(global: &Global, args: RunArgs) -> Result<i32, CliError> {
         Some(path) => {
             let path = here.join(path);
             if !path.exists() {
-                return Err(CliError::usage(format!("checkpoint {} does not exist", path.display())));
+                return Err(CliError::usage(format!(
+                    "checkpoint {} does not exist",
+                    path.display()
+                )));
             }
             Some(path.display().to_string())
         }
@@ -162,7 +220,12 @@ pub fn execute(global: &Global, args: RunArgs) -> Result<i32, CliError> {
 }
 
 /// Inserts the new record (status queued, supervised by this process) under a fresh id.
-fn create_record(store: &crate::store::Store, wanted: Option<&str>, name: &str, spec: &RunSpec) -> Result<String, CliError> {
+fn create_record(
+    store: &crate::store::Store,
+    wanted: Option<&str>,
+    name: &str,
+    spec: &RunSpec,
+) -> Result<String, CliError> {
     let me = crate::proc_info::me();
     store
         .update(|ex| {
@@ -191,7 +254,10 @@ fn working_dir(cwd: Option<&Path>, here: &Path) -> Result<PathBuf, CliError> {
         None => here.to_path_buf(),
     };
     if !dir.is_dir() {
-        return Err(CliError::usage(format!("--cwd {} is not a directory", dir.display())));
+        return Err(CliError::usage(format!(
+            "--cwd {} is not a directory",
+            dir.display()
+        )));
     }
     Ok(dir)
 }
@@ -208,6 +274,9 @@ fn parse_env(pairs: &[String]) -> Result<BTreeMap<String, String>, CliError> {
 
 /// `examples/train.py` → `train`; `torchrun` → `torchrun`.
 fn script_name(script: &str) -> String {
-    let file = Path::new(script).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    let file = Path::new(script)
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
     file.strip_suffix(".py").unwrap_or(&file).to_string()
 }

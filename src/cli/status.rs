@@ -1,7 +1,10 @@
 //! `backprop status [run-id]`: the machine and its active runs, or one run whole.
 
 use super::Global;
-use super::common::{CliError, duration_text, find_run, load_config, loss_text, open_store_for_reading, print_json, time_text};
+use super::common::{
+    CliError, duration_text, find_run, load_config, loss_text, open_store_for_reading, print_json,
+    time_text,
+};
 use super::table;
 use crate::record::RunRecord;
 use crate::resources::{self, Thresholds, Verdict};
@@ -77,13 +80,21 @@ pub fn execute(global: &Global, args: StatusArgs) -> Result<i32, CliError> {
                 r.id.clone(),
                 r.status.to_string(),
                 duration_text(r.active_ms),
-                r.last_step.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+                r.last_step
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "-".into()),
                 loss_text(r.last_loss),
                 r.reason.clone().unwrap_or_default(),
             ]
         })
         .collect();
-    println!("\n{}", table::render(&["ID", "STATUS", "ACTIVE", "STEP", "LOSS", "WAITING FOR"], &rows));
+    println!(
+        "\n{}",
+        table::render(
+            &["ID", "STATUS", "ACTIVE", "STEP", "LOSS", "WAITING FOR"],
+            &rows
+        )
+    );
     Ok(0)
 }
 
@@ -101,12 +112,25 @@ fn describe_run(rec: &RunRecord, run_dir: &std::path::Path) -> String {
     command.extend(rec.spec.args.iter().cloned());
     field("command", command.join(" "));
     field("cwd", rec.spec.cwd.clone());
-    field("timebox", duration_text((rec.spec.options.max_run_seconds * 1000.0) as u64));
+    field(
+        "timebox",
+        duration_text((rec.spec.options.max_run_seconds * 1000.0) as u64),
+    );
     field("active", duration_text(rec.active_ms));
-    field("step", rec.last_step.map(|s| s.to_string()).unwrap_or_else(|| "-".into()));
+    field(
+        "step",
+        rec.last_step
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| "-".into()),
+    );
     field("loss", loss_text(rec.last_loss));
     for (name, value) in &rec.metrics {
-        field(&format!("  {name}"), value.map(|v| v.to_string()).unwrap_or_else(|| "NaN/inf".into()));
+        field(
+            &format!("  {name}"),
+            value
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| "NaN/inf".into()),
+        );
     }
     field("checkpoints", rec.checkpoints.len().to_string());
     if let Some(last) = &rec.last_checkpoint {
@@ -120,16 +144,32 @@ fn describe_run(rec: &RunRecord, run_dir: &std::path::Path) -> String {
         .map(|a| {
             vec![
                 a.number.to_string(),
-                a.status.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+                a.status
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "-".into()),
                 a.reason.clone().unwrap_or_default(),
-                a.exit_code.map(|c| c.to_string()).or(a.signal.map(|s| format!("signal {s}"))).unwrap_or_else(|| "-".into()),
+                a.exit_code
+                    .map(|c| c.to_string())
+                    .or(a.signal.map(|s| format!("signal {s}")))
+                    .unwrap_or_else(|| "-".into()),
                 a.start_time.map(time_text).unwrap_or_else(|| "-".into()),
                 duration_text(a.active_ms),
                 a.resumed_from.clone().unwrap_or_else(|| "-".into()),
             ]
         })
         .collect();
-    out.push_str(&table::render(&["#", "STATUS", "REASON", "EXIT", "STARTED", "ACTIVE", "RESUMED FROM"], &rows));
+    out.push_str(&table::render(
+        &[
+            "#",
+            "STATUS",
+            "REASON",
+            "EXIT",
+            "STARTED",
+            "ACTIVE",
+            "RESUMED FROM",
+        ],
+        &rows,
+    ));
     out.push('\n');
     out
 }

@@ -23,7 +23,10 @@ pub fn execute(global: &Global, args: StopArgs) -> Result<i32, CliError> {
     let rec = find_run(&store, &args.run_id)?;
     if !rec.status.is_active() {
         if !global.quiet {
-            crate::ui::info(&format!("run {} is not active (status {})", rec.id, rec.status));
+            crate::ui::info(&format!(
+                "run {} is not active (status {})",
+                rec.id, rec.status
+            ));
         }
         return Ok(0);
     }
@@ -52,6 +55,10 @@ pub fn execute(global: &Global, args: StopArgs) -> Result<i32, CliError> {
     }
     Err(CliError::with_code(
         1,
-        format!("run {} has not ended after {}s; its supervisor may be stuck", rec.id, limit.as_secs()),
+        format!(
+            "run {} has not ended after {}s; its supervisor may be stuck",
+            rec.id,
+            limit.as_secs()
+        ),
     ))
 }

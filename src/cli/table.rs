@@ -27,7 +27,10 @@ pub fn render(headers: &[&str], rows: &[Vec<String>]) -> String {
 mod tests {
     #[test]
     fn columns_line_up() {
-        let text = super::render(&["ID", "STATUS"], &[vec!["a-long-id".into(), "running".into()]]);
+        let text = super::render(
+            &["ID", "STATUS"],
+            &[vec!["a-long-id".into(), "running".into()]],
+        );
         assert_eq!(text, "ID         STATUS\na-long-id  running");
     }
 }

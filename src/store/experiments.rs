@@ -35,14 +35,22 @@ impl Experiments {
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
-        let size: usize = self.entries.iter().map(|(k, v)| k.len() + v.get().len() + 8).sum();
+        let size: usize = self
+            .entries
+            .iter()
+            .map(|(k, v)| k.len() + v.get().len() + 8)
+            .sum();
         let mut out = Vec::with_capacity(size + 4);
         out.extend_from_slice(b"{\n");
         for (i, (id, raw)) in self.entries.iter().enumerate() {
             if i > 0 {
                 out.extend_from_slice(b",\n");
             }
-            out.extend_from_slice(serde_json::to_string(id).expect("a string serialises").as_bytes());
+            out.extend_from_slice(
+                serde_json::to_string(id)
+                    .expect("a string serialises")
+                    .as_bytes(),
+            );
             out.extend_from_slice(b": ");
             out.extend_from_slice(raw.get().as_bytes());
         }

@@ -35,7 +35,9 @@ pub enum StoreError {
     },
     #[error("no run {0:?} in the store; `backprop list` shows the runs")]
     NotFound(String),
-    #[error("the record of run {id:?} cannot be read ({message}); it is kept as it is in experiments.json")]
+    #[error(
+        "the record of run {id:?} cannot be read ({message}); it is kept as it is in experiments.json"
+    )]
     Unreadable { id: String, message: String },
 }
 
@@ -148,12 +150,18 @@ impl Store {
 
     fn lock_file(&self) -> Result<File, StoreError> {
         let path = self.home.join(LOCK_FILE);
-        private_file(OpenOptions::new().read(true).write(true).create(true).truncate(false))
-            .open(&path)
-            .map_err(|source| StoreError::Unwritable {
-                path: self.home.clone(),
-                source,
-            })
+        private_file(
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false),
+        )
+        .open(&path)
+        .map_err(|source| StoreError::Unwritable {
+            path: self.home.clone(),
+            source,
+        })
     }
 
     fn load_locked(&self) -> Result<Experiments, StoreError> {
@@ -190,7 +198,11 @@ impl Store {
     fn move_aside(&self, path: &Path) -> Result<PathBuf, StoreError> {
         let stamp = crate::clock::now_ms();
         for n in 0.. {
-            let suffix = if n == 0 { String::new() } else { format!("-{n}") };
+            let suffix = if n == 0 {
+                String::new()
+            } else {
+                format!("-{n}")
+            };
             let aside = self
                 .home
                 .join(format!("{EXPERIMENTS_FILE}.corrupt-{stamp}{suffix}"));

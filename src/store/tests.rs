@@ -11,9 +11,15 @@ fn creates_a_private_home_and_round_trips_records() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
     let store = Store::open(&home).unwrap();
-    assert_eq!(fs::metadata(&home).unwrap().permissions().mode() & 0o777, 0o700);
+    assert_eq!(
+        fs::metadata(&home).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
     store.update(|ex| ex.put(&record("a"))).unwrap();
-    let mode = fs::metadata(store.experiments_path()).unwrap().permissions().mode();
+    let mode = fs::metadata(store.experiments_path())
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
     assert_eq!(store.get("a").unwrap().status, Status::Queued);
     assert!(matches!(store.get("b"), Err(StoreError::NotFound(_))));
@@ -45,7 +51,13 @@ fn an_unreadable_record_is_reported_and_kept() {
 
 #[test]
 fn corrupt_files_are_moved_aside_byte_for_byte() {
-    for bytes in [&b"{\"a\": {\"id\": "[..], b"", b"[1,2]", b"\xff\xfe garbage", b"null"] {
+    for bytes in [
+        &b"{\"a\": {\"id\": "[..],
+        b"",
+        b"[1,2]",
+        b"\xff\xfe garbage",
+        b"null",
+    ] {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         fs::write(store.experiments_path(), bytes).unwrap();
@@ -68,7 +80,10 @@ fn corrupt_files_are_moved_aside_byte_for_byte() {
 fn concurrent_updates_from_many_handles_lose_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().to_path_buf();
-    Store::open(&home).unwrap().update(|ex| ex.put(&record("shared"))).unwrap();
+    Store::open(&home)
+        .unwrap()
+        .update(|ex| ex.put(&record("shared")))
+        .unwrap();
     let threads: Vec<_> = (0..8)
         .map(|t| {
             let home = home.clone();
@@ -76,9 +91,13 @@ fn concurrent_updates_from_many_handles_lose_nothing() {
                 // A handle per thread: each opens its own lock file description.
                 let store = Store::open(&home).unwrap();
                 for i in 0..25 {
-                    store.update(|ex| ex.put(&record(&format!("t{t}-{i}")))).unwrap();
                     store
-                        .update_record("shared", |r| r.last_step = Some(r.last_step.unwrap_or(0) + 1))
+                        .update(|ex| ex.put(&record(&format!("t{t}-{i}"))))
+                        .unwrap();
+                    store
+                        .update_record("shared", |r| {
+                            r.last_step = Some(r.last_step.unwrap_or(0) + 1)
+                        })
                         .unwrap();
                 }
             })

@@ -54,13 +54,21 @@ impl Env {
     }
 
     pub fn record(&self, id: &str) -> Value {
-        self.records().get(id).cloned().unwrap_or_else(|| panic!("no record {id}"))
+        self.records()
+            .get(id)
+            .cloned()
+            .unwrap_or_else(|| panic!("no record {id}"))
     }
 
     /// The one record of the store.
     pub fn only_record(&self) -> Value {
         let records = self.records();
-        assert_eq!(records.len(), 1, "expected one record, got {:?}", records.keys());
+        assert_eq!(
+            records.len(),
+            1,
+            "expected one record, got {:?}",
+            records.keys()
+        );
         records.into_iter().next().unwrap().1
     }
 
@@ -78,7 +86,10 @@ pub fn script(name: &str) -> String {
 }
 
 pub fn example() -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/train.py").display().to_string()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/train.py")
+        .display()
+        .to_string()
 }
 
 /// Polls `condition` every 50 ms until it holds or `timeout` passes.
@@ -97,7 +108,13 @@ pub fn wait_for(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool 
 pub fn alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => {
-            let state = stat.rsplit(')').next().unwrap_or("").split_whitespace().next().unwrap_or("");
+            let state = stat
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .split_whitespace()
+                .next()
+                .unwrap_or("");
             state != "Z" && state != "X"
         }
         Err(_) => false,
@@ -118,8 +135,12 @@ pub fn losses_by_attempt(metrics: &Path) -> Vec<Vec<f64>> {
     let mut by_attempt: Vec<Vec<f64>> = Vec::new();
     for line in text.lines() {
         // Python's NaN tokens would not parse; progress lines here are finite.
-        let Ok(v) = serde_json::from_str::<Value>(line) else { continue };
-        let (Some(attempt), Some(loss)) = (v["attempt"].as_u64(), v["loss"].as_f64()) else { continue };
+        let Ok(v) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        let (Some(attempt), Some(loss)) = (v["attempt"].as_u64(), v["loss"].as_f64()) else {
+            continue;
+        };
         let index = attempt as usize - 1;
         while by_attempt.len() <= index {
             by_attempt.push(Vec::new());

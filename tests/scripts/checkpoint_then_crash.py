@@ -7,7 +7,7 @@ import sys
 import tempfile
 import time
 
-p = argparse.ArgumentParser()
+p = argparse.ArgumentParser(allow_abbrev=False)
 p.add_argument("--resume-from", default=os.environ.get("BACKPROP_RESUME_FROM") or None)
 args, _ = p.parse_known_args()
 run_dir = os.environ.get("BACKPROP_RUN_DIR") or tempfile.mkdtemp(prefix="crash-")

@@ -8,7 +8,7 @@ import tempfile
 import time
 
 PREFIXES = ("BACKPROP_", "CUDA_", "XLA_", "TF_")
-p = argparse.ArgumentParser()
+p = argparse.ArgumentParser(allow_abbrev=False)
 p.add_argument("--sleep", type=float, default=0.0)
 args, _ = p.parse_known_args()  # everything else (--lr, --resume-from, ...) is only recorded
 

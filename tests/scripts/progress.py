@@ -6,7 +6,7 @@ import os
 import tempfile
 import time
 
-p = argparse.ArgumentParser()
+p = argparse.ArgumentParser(allow_abbrev=False)
 p.add_argument("--steps", type=int, default=50)
 p.add_argument("--delay", type=float, default=0.02)
 args, _ = p.parse_known_args()  # tolerate extra args such as --resume-from

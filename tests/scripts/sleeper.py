@@ -7,7 +7,7 @@ import sys
 import tempfile
 import time
 
-p = argparse.ArgumentParser()
+p = argparse.ArgumentParser(allow_abbrev=False)
 p.add_argument("--seconds", type=float, default=600)
 args, _ = p.parse_known_args()
 run_dir = os.environ.get("BACKPROP_RUN_DIR") or tempfile.mkdtemp(prefix="sleeper-")
