@@ -33,7 +33,7 @@ pub enum Parsed {
 /// progress, no checkpoint and no `event` string is an event named `"message"`.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Message {
-    /// Set when the object has a usable `step` and/or a numeric `loss`.
+    /// Set when the object has a usable `step`, a numeric `loss` or any other numeric field.
     pub progress: Option<Progress>,
     /// `path` of a `{"event": "checkpoint_saved", "path": "..."}` line (non-empty, as written).
     pub checkpoint: Option<String>,
@@ -52,6 +52,19 @@ pub struct Progress {
     pub loss: Option<f64>,
     /// Every other top-level field whose value is a number (NaN and infinities included).
     pub metrics: BTreeMap<String, f64>,
+}
+
+impl Progress {
+    /// Folds a later progress line into this one: newer values win, absent ones are kept.
+    pub fn merge(&mut self, later: Progress) {
+        if later.step.is_some() {
+            self.step = later.step;
+        }
+        if later.loss.is_some() {
+            self.loss = later.loss;
+        }
+        self.metrics.extend(later.metrics);
+    }
 }
 
 /// Classifies one stdout line, given without its trailing `\n`; a trailing `\r` (CRLF) and
@@ -191,12 +204,17 @@ impl<'a> Fields<'a> {
         } else {
             self.event.map(Cow::into_owned)
         };
-        let progress = (self.step.is_some() || self.loss.is_some()).then_some(Progress {
-            step: self.step,
-            loss: self.loss,
-            metrics: self.metrics,
-        });
-        let event = if progress.is_none() && checkpoint.is_none() && event.is_none() {
+        // Metrics on their own (an eval line) update the run's latest metrics too.
+        let progress = (self.step.is_some() || self.loss.is_some() || !self.metrics.is_empty())
+            .then_some(Progress {
+                step: self.step,
+                loss: self.loss,
+                metrics: self.metrics,
+            });
+        let has_progress = progress
+            .as_ref()
+            .is_some_and(|p| p.step.is_some() || p.loss.is_some());
+        let event = if !has_progress && checkpoint.is_none() && event.is_none() {
             Some("message".to_owned())
         } else {
             event
@@ -716,7 +734,10 @@ mod tests {
     fn events() {
         let m = msg(r#"{"event": "eval_done", "accuracy": 0.93}"#);
         assert_eq!(m.event.as_deref(), Some("eval_done"));
-        assert_eq!(m.progress, None);
+        // Metrics of an event update the run's latest metrics, without a step or loss.
+        let p = m.progress.unwrap();
+        assert_eq!((p.step, p.loss, p.metrics["accuracy"]), (None, None, 0.93));
+        assert_eq!(msg(r#"{"event": "started", "note": "x"}"#).progress, None);
         let m = msg(r#"{"event": "epoch_end", "step": 10, "loss": 0.2}"#);
         assert_eq!(m.event.as_deref(), Some("epoch_end"));
         assert_eq!(m.progress.unwrap().step, Some(10));

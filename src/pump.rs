@@ -26,7 +26,7 @@ pub struct PumpOptions {
 /// What the protocol lines of one read brought.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Batch {
-    /// The last progress seen.
+    /// Progress seen in this chunk, merged: the latest step, loss and value of each metric.
     pub progress: Option<Progress>,
     /// Checkpoint paths, in order, as written (duplicates not removed).
     pub checkpoints: Vec<String>,
@@ -131,8 +131,11 @@ impl<P: Write, M: Write, T: FnMut() -> u64> LineHandler<'_, P, M, T> {
         if self.metrics.alive() {
             self.metrics_line(content);
         }
-        if message.progress.is_some() {
-            self.batch.progress = message.progress;
+        if let Some(progress) = message.progress {
+            match &mut self.batch.progress {
+                Some(merged) => merged.merge(progress),
+                None => self.batch.progress = Some(progress),
+            }
         }
         self.batch.checkpoints.extend(message.checkpoint);
         self.batch.events.extend(message.event);
