@@ -153,6 +153,8 @@ def main():
     def on_term(signum, frame):  # SIGTERM behaves like Ctrl-C / the timebox's SIGINT
         raise KeyboardInterrupt
     want_ckpt = []  # SIGUSR1 appends here; the loop checkpoints at the next step boundary
+    # SIGINT may be inherited as ignored (`cmd &` in a shell script): make it interrupt again.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGUSR1, lambda signum, frame: want_ckpt.append(signum))
 

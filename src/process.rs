@@ -43,10 +43,20 @@ pub fn spawn(launch: &Launch) -> io::Result<Child> {
             if libc::getppid() != parent {
                 libc::_exit(137);
             }
-            // backprop ignores nothing the script should see; restore defaults.
-            libc::signal(libc::SIGINT, libc::SIG_DFL);
-            libc::signal(libc::SIGTERM, libc::SIG_DFL);
-            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+            // Start the script with default dispositions: a backprop launched in the
+            // background (`cmd &`) inherits SIGINT ignored, and Python would then never see
+            // the timebox's KeyboardInterrupt.
+            for signal in [
+                libc::SIGINT,
+                libc::SIGTERM,
+                libc::SIGQUIT,
+                libc::SIGHUP,
+                libc::SIGUSR1,
+                libc::SIGUSR2,
+                libc::SIGPIPE,
+            ] {
+                libc::signal(signal, libc::SIG_DFL);
+            }
             Ok(())
         });
     }

@@ -156,6 +156,8 @@ fn progress_checkpoints_and_odd_output_are_handled() {
     let rec = env.only_record();
     let id = rec["id"].as_str().unwrap();
     assert_eq!(rec["status"], "completed");
+    // The 1.5 MiB JSON line claiming step 999999 is output, not progress.
+    assert_eq!(rec["lastStep"], 1);
     // Everything the script wrote is in the log byte for byte, non-protocol lines on stdout.
     let log = std::fs::read(env.run_dir(id).join("stdout.log")).unwrap();
     assert!(log.len() > 2 << 20);

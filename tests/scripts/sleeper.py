@@ -3,6 +3,7 @@
 import argparse
 import json
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -10,6 +11,8 @@ import time
 p = argparse.ArgumentParser(allow_abbrev=False)
 p.add_argument("--seconds", type=float, default=600)
 args, _ = p.parse_known_args()
+# SIGINT may arrive ignored (e.g. `cmd &` in a shell script); make it raise KeyboardInterrupt again.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 run_dir = os.environ.get("BACKPROP_RUN_DIR") or tempfile.mkdtemp(prefix="sleeper-")
 with open(os.path.join(run_dir, "pid.tmp"), "w") as f:
     f.write("%d\n" % os.getpid())
