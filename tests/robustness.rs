@@ -81,6 +81,23 @@ fn kill_9_of_backprop_kills_the_script_and_the_next_command_marks_it_lost() {
     assert_eq!(rec["attempts"][0]["status"], "lost");
 }
 
+/// `backprop run sleeper.py` in the background, returned once its record says running.
+fn start_sleeper_run(env: &Env) -> std::process::Child {
+    let backprop = env
+        .cmd()
+        .args(["run", &script("sleeper.py"), "-q"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let running = || env.records().values().any(|r| r["status"] == "running");
+    assert!(
+        wait_for(Duration::from_secs(20), running),
+        "the run never started"
+    );
+    backprop
+}
+
 #[test]
 fn stop_from_another_terminal_stops_gracefully() {
     let env = Env::new();

@@ -161,16 +161,20 @@ impl Supervisor {
 
     fn reject(&mut self, run_id: &str, why: &str) {
         crate::ui::error(&format!("{run_id} refused: {why} (--no-wait)"));
-        let reason = why.to_string();
-        self.update(run_id, move |rec| {
-            rec.finish(Status::Rejected, &reason, now_ms());
-        });
+        self.end_unstarted(run_id, Status::Rejected, why, EXIT_REFUSED);
+    }
+
+    /// Ends a run that did not (or could not) start this attempt: the record says so, and
+    /// this process's result for it is kept.
+    fn end_unstarted(&mut self, run_id: &str, status: Status, reason: &str, exit_code: i32) {
+        let recorded = reason.to_string();
+        self.update(run_id, move |rec| rec.finish(status, &recorded, now_ms()));
         self.results.push((
             run_id.to_string(),
             Outcome {
-                status: Status::Rejected,
-                reason: why.to_string(),
-                exit_code: EXIT_REFUSED,
+                status,
+                reason: reason.to_string(),
+                exit_code,
             },
         ));
     }
@@ -180,7 +184,7 @@ impl Supervisor {
         let run_dir = match self.store.ensure_run_dir(&job.run_id) {
             Ok(dir) => dir,
             Err(e) => {
-                self.fail_start(&job.run_id, e.to_string(), &lease);
+                self.fail_start(&job.run_id, e.to_string());
                 return;
             }
         };
@@ -226,39 +230,23 @@ impl Supervisor {
     }
 
     /// The attempt could not start at all (exec failed): recorded as failed, never as run.
-    fn fail_start(&mut self, run_id: &str, why: String, _lease: &Lease) {
+    fn fail_start(&mut self, run_id: &str, why: String) {
         crate::ui::error(&format!("{run_id}: {why}"));
         self.allocator.do_send(Release {
             run_id: run_id.to_string(),
         });
-        let reason = format!("not started: {why}");
-        self.update(run_id, move |rec| {
-            rec.finish(Status::Failed, &reason, now_ms());
-        });
-        self.results.push((
-            run_id.to_string(),
-            Outcome {
-                status: Status::Failed,
-                reason: why,
-                exit_code: EXIT_NOT_FOUND,
-            },
-        ));
+        self.end_unstarted(
+            run_id,
+            Status::Failed,
+            &format!("not started: {why}"),
+            EXIT_NOT_FOUND,
+        );
     }
 
     /// Every queued run ends `stopped` without having started.
     fn drop_queue(&mut self) {
         for job in std::mem::take(&mut self.queue) {
-            self.update(&job.run_id, |rec| {
-                rec.finish(Status::Stopped, "user", now_ms())
-            });
-            self.results.push((
-                job.run_id,
-                Outcome {
-                    status: Status::Stopped,
-                    reason: "user".into(),
-                    exit_code: EXIT_STOPPED,
-                },
-            ));
+            self.end_unstarted(&job.run_id, Status::Stopped, "user", EXIT_STOPPED);
         }
     }
 
@@ -272,7 +260,7 @@ impl Supervisor {
         }
     }
 
-    fn interrupted(&mut self, ctx: &mut Context<Self>) {
+    fn interrupted(&mut self) {
         self.interrupts += 1;
         let force = self.interrupts > 1;
         if !self.settings.quiet {
@@ -290,7 +278,6 @@ impl Supervisor {
             });
         }
         self.finish_if_idle();
-        let _ = ctx;
     }
 
     /// `backprop stop` from another terminal sets `stopRequested` and sends us SIGUSR2.
@@ -327,18 +314,8 @@ impl Supervisor {
                         force: false,
                     });
                 } else if let Some(pos) = act.queue.iter().position(|j| j.run_id == id) {
-                    let job = act.queue.remove(pos).expect("position is in range");
-                    act.update(&job.run_id, |rec| {
-                        rec.finish(Status::Stopped, "user", now_ms())
-                    });
-                    act.results.push((
-                        job.run_id,
-                        Outcome {
-                            status: Status::Stopped,
-                            reason: "user".into(),
-                            exit_code: EXIT_STOPPED,
-                        },
-                    ));
+                    act.queue.remove(pos);
+                    act.end_unstarted(&id, Status::Stopped, "user", EXIT_STOPPED);
                 }
             }
             act.advance(ctx);
@@ -387,7 +364,7 @@ impl Handler<Signalled> for Supervisor {
     type Result = ();
     fn handle(&mut self, msg: Signalled, ctx: &mut Context<Self>) {
         match msg {
-            Signalled::Interrupt => self.interrupted(ctx),
+            Signalled::Interrupt => self.interrupted(),
             Signalled::StopRequest => self.check_stop_requests(ctx),
         }
     }
@@ -415,7 +392,7 @@ impl Handler<WorkerExited> for Supervisor {
         });
         match msg.outcome {
             Ok(outcome) => self.results.push((msg.run_id, outcome)),
-            Err(why) => self.fail_start(&msg.run_id, why, &Lease::default()),
+            Err(why) => self.fail_start(&msg.run_id, why),
         }
         self.advance(ctx);
         self.finish_if_idle();
