@@ -101,17 +101,7 @@ fn start_sleeper_run(env: &Env) -> std::process::Child {
 #[test]
 fn stop_from_another_terminal_stops_gracefully() {
     let env = Env::new();
-    let backprop = env
-        .cmd()
-        .args(["run", &script("sleeper.py"), "-q"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    assert!(wait_for(Duration::from_secs(20), || env
-        .records()
-        .values()
-        .any(|r| r["status"] == "running")));
+    let backprop = start_sleeper_run(&env);
     let id = env.records().keys().next().unwrap().clone();
     let stop = env.run(&["stop", &id]);
     assert_eq!(stop.status.code(), Some(0), "{}", stderr_of(&stop));
@@ -125,17 +115,7 @@ fn stop_from_another_terminal_stops_gracefully() {
 #[test]
 fn sigint_to_backprop_stops_the_run() {
     let env = Env::new();
-    let backprop = env
-        .cmd()
-        .args(["run", &script("sleeper.py"), "-q"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    assert!(wait_for(Duration::from_secs(20), || env
-        .records()
-        .values()
-        .any(|r| r["status"] == "running")));
+    let backprop = start_sleeper_run(&env);
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(backprop.id() as i32),
         nix::sys::signal::Signal::SIGINT,
