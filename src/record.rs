@@ -61,6 +61,17 @@ pub struct SupervisorRef {
     pub host: String,
 }
 
+/// GPUs held by a live run: the cross-process reservation ledger is the set of these on
+/// active records whose supervisor is alive.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct GpuLease {
+    pub gpus: Vec<u32>,
+    pub uuids: Vec<String>,
+    /// Reserved on each GPU until the run's processes allocate it.
+    pub reserved_mb: u64,
+}
+
 /// Everything needed to run the script again (`resume` re-runs exactly this).
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase", default)]
@@ -129,6 +140,8 @@ pub struct Attempt {
     pub host: Option<String>,
     pub last_step: Option<u64>,
     pub last_loss: Option<f64>,
+    /// MB reserved on each of `gpus`.
+    pub reserved_mb: Option<u64>,
     /// Pauses, resumes and warnings during the attempt.
     pub events: Vec<AttemptEvent>,
 }
@@ -185,6 +198,8 @@ pub struct RunRecord {
     pub supervisor: Option<SupervisorRef>,
     #[serde(default)]
     pub stop_requested: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_lease: Option<GpuLease>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -212,6 +227,7 @@ impl RunRecord {
             active_ms: 0,
             supervisor: None,
             stop_requested: false,
+            gpu_lease: None,
             extra: Map::new(),
         }
     }
@@ -235,6 +251,7 @@ impl RunRecord {
         self.end_time = Some(now_ms);
         self.supervisor = None;
         self.stop_requested = false;
+        self.gpu_lease = None;
         if let Some(attempt) = self.attempts.last_mut()
             && attempt.end_time.is_none()
         {

@@ -14,6 +14,33 @@ pub struct Snapshot {
     pub total_ram_gb: f64,
     /// Why CPU or RAM could not be read; a start then waits rather than skip the check.
     pub error: Option<String>,
+    pub gpu: GpuState,
+}
+
+/// What the GPU probe saw.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct GpuState {
+    /// The probe in use (`none` when no probe works or none is configured).
+    pub probe: crate::gpu::ProbeKind,
+    pub gpus: Vec<crate::gpu::GpuInfo>,
+    pub processes: Vec<crate::gpu::GpuProcess>,
+    /// Why the last reading failed; runs that need GPUs wait while this is set.
+    pub error: Option<String>,
+    /// Why a preferred probe was not used (e.g. NVML could not load), for `status`.
+    pub note: Option<String>,
+}
+
+impl Default for GpuState {
+    fn default() -> Self {
+        GpuState {
+            probe: crate::gpu::ProbeKind::None,
+            gpus: Vec::new(),
+            processes: Vec::new(),
+            error: None,
+            note: None,
+        }
+    }
 }
 
 /// The limits a start must respect (SPEC "Governor and GPUs").
@@ -49,20 +76,42 @@ pub fn check(snapshot: &Snapshot, limits: &Thresholds) -> Verdict {
     Verdict::Go
 }
 
-/// Reads CPU load and RAM. Cheap (it reads /proc), but still called off the actor thread.
+/// Reads CPU load, RAM and the GPUs. Blocking (a GPU probe may take up to its timeout), so
+/// it runs on the governor's sampler thread or in a one-shot command.
 pub struct Sampler {
     system: Result<sysinfo::System, String>,
-}
-
-impl Default for Sampler {
-    fn default() -> Self {
-        Sampler {
-            system: sysinfo::System::new().map_err(|e| e.to_string()),
-        }
-    }
+    gpu_probe: Option<Box<dyn crate::gpu::GpuProbe>>,
+    gpu_kind: crate::gpu::ProbeKind,
+    gpu_note: Option<String>,
+    /// Set when the configured probe (not `auto`) could not be opened at all.
+    gpu_open_error: Option<String>,
 }
 
 impl Sampler {
+    /// `probe` is the `gpu.probe` setting (`auto`, `nvml`, `nvidia-smi`, `none`).
+    pub fn new(probe: &str, probe_timeout: std::time::Duration) -> Sampler {
+        let selected = crate::gpu::open_probe(probe, probe_timeout);
+        let explicit = !matches!(probe, "auto" | "none");
+        let gpu_open_error = (explicit && selected.probe.is_none()).then(|| {
+            selected
+                .note
+                .clone()
+                .unwrap_or_else(|| format!("GPU probe {probe} is not available"))
+        });
+        Sampler {
+            gpu_open_error,
+            system: sysinfo::System::new().map_err(|e| e.to_string()),
+            gpu_probe: selected.probe,
+            gpu_kind: selected.kind,
+            gpu_note: selected.note,
+        }
+    }
+
+    /// CPU and RAM only.
+    pub fn without_gpus() -> Sampler {
+        Sampler::new("none", std::time::Duration::from_secs(1))
+    }
+
     pub fn sample(&mut self) -> Snapshot {
         const GB: f64 = 1024.0 * 1024.0 * 1024.0;
         let cpus = std::thread::available_parallelism()
@@ -73,19 +122,25 @@ impl Sampler {
             cpus,
             ..Default::default()
         };
-        let system = match &mut self.system {
-            Ok(system) => system,
-            Err(e) => {
-                snapshot.error = Some(e.clone());
-                return snapshot;
-            }
+        let (reading, error) = crate::gpu::read_with_error(&mut self.gpu_probe);
+        snapshot.gpu = GpuState {
+            probe: self.gpu_kind,
+            gpus: reading.gpus,
+            processes: reading.processes,
+            error: error.or_else(|| self.gpu_open_error.clone()),
+            note: self.gpu_note.clone(),
         };
-        system.refresh_memory();
-        snapshot.free_ram_gb = system.available_memory() as f64 / GB;
-        snapshot.total_ram_gb = system.total_memory() as f64 / GB;
-        match sysinfo::System::load_average() {
-            Ok(load) => snapshot.load_per_core = load.one / cpus as f64,
-            Err(e) => snapshot.error = Some(format!("load average: {e}")),
+        match &mut self.system {
+            Ok(system) => {
+                system.refresh_memory();
+                snapshot.free_ram_gb = system.available_memory() as f64 / GB;
+                snapshot.total_ram_gb = system.total_memory() as f64 / GB;
+                match sysinfo::System::load_average() {
+                    Ok(load) => snapshot.load_per_core = load.one / cpus as f64,
+                    Err(e) => snapshot.error = Some(format!("load average: {e}")),
+                }
+            }
+            Err(e) => snapshot.error = Some(e.clone()),
         }
         snapshot
     }
@@ -131,7 +186,7 @@ mod tests {
 
     #[test]
     fn a_real_sample_is_plausible() {
-        let s = Sampler::default().sample();
+        let s = Sampler::without_gpus().sample();
         assert_eq!(s.error, None);
         assert!(s.cpus >= 1 && s.total_ram_gb > 0.0 && s.free_ram_gb <= s.total_ram_gb);
     }

@@ -1,16 +1,21 @@
-//! The Governor: keeps the latest resource snapshot, sampled every `pollInterval` on its own
-//! thread, and answers whether a run may start.
+//! The Governor: keeps the latest resource snapshot (CPU, RAM, GPUs), sampled every
+//! `pollInterval` on its own thread, answers whether a run may start, and passes every new
+//! snapshot to the Workers that watch their GPUs (thermal pause, memory limit).
 
 use crate::resources::{self, Snapshot, Thresholds, Verdict};
 use actix::prelude::*;
 use crossbeam_channel::{Sender, bounded};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
 
 pub struct Governor {
     limits: Thresholds,
     poll_interval: Duration,
-    latest: Option<Snapshot>,
+    gpu_probe: String,
+    probe_timeout: Duration,
+    watchers: Vec<Recipient<Sampled>>,
+    latest: Option<Arc<Snapshot>>,
     /// Questions asked before the first sample arrived.
     waiting: Vec<oneshot::Sender<Verdict>>,
     /// Dropping this stops the sampler thread.
@@ -18,10 +23,19 @@ pub struct Governor {
 }
 
 impl Governor {
-    pub fn new(limits: Thresholds, poll_interval: Duration) -> Governor {
+    /// `gpu_probe` is the `gpu.probe` setting; the probe is opened on the sampler thread.
+    pub fn new(
+        limits: Thresholds,
+        poll_interval: Duration,
+        gpu_probe: String,
+        probe_timeout: Duration,
+    ) -> Governor {
         Governor {
             limits,
             poll_interval,
+            gpu_probe,
+            probe_timeout,
+            watchers: Vec::new(),
             latest: None,
             waiting: Vec::new(),
             stop_sampler: None,
@@ -37,10 +51,11 @@ impl Actor for Governor {
         self.stop_sampler = Some(stop);
         let addr = ctx.address();
         let interval = self.poll_interval;
+        let (probe, timeout) = (self.gpu_probe.clone(), self.probe_timeout);
         std::thread::Builder::new()
             .name("governor-sampler".into())
             .spawn(move || {
-                let mut sampler = resources::Sampler::default();
+                let mut sampler = resources::Sampler::new(&probe, timeout);
                 loop {
                     if addr.try_send(Sample(sampler.sample())).is_err() {
                         return;
@@ -68,7 +83,14 @@ impl Handler<Sample> for Governor {
         for asker in self.waiting.drain(..) {
             let _ = asker.send(verdict.clone());
         }
-        self.latest = Some(snapshot);
+        let shared = Arc::new(snapshot);
+        self.watchers.retain(|w| {
+            !matches!(
+                w.try_send(Sampled(shared.clone())),
+                Err(SendError::Closed(_))
+            )
+        });
+        self.latest = Some(shared);
     }
 }
 
@@ -99,12 +121,29 @@ impl Handler<CanStart> for Governor {
 
 /// The latest snapshot, for `status`.
 #[derive(Message)]
-#[rtype(result = "Option<Snapshot>")]
+#[rtype(result = "Option<Arc<Snapshot>>")]
 pub struct Latest;
 
 impl Handler<Latest> for Governor {
-    type Result = Option<Snapshot>;
-    fn handle(&mut self, _: Latest, _: &mut Context<Self>) -> Option<Snapshot> {
+    type Result = Option<Arc<Snapshot>>;
+    fn handle(&mut self, _: Latest, _: &mut Context<Self>) -> Self::Result {
         self.latest.clone()
+    }
+}
+
+/// A new snapshot, for a Worker watching its GPUs.
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub struct Sampled(pub Arc<Snapshot>);
+
+/// Send me every new snapshot (until I stop).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Watch(pub Recipient<Sampled>);
+
+impl Handler<Watch> for Governor {
+    type Result = ();
+    fn handle(&mut self, Watch(watcher): Watch, _: &mut Context<Self>) {
+        self.watchers.push(watcher);
     }
 }

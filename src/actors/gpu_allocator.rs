@@ -1,52 +1,239 @@
 //! The GpuAllocator: decides which GPUs a run gets and the environment that pins it there.
-//! Without a GPU probe (the case until GPU support lands) every run is CPU-only and gets
-//! an empty lease.
+//!
+//! Placement happens inside one locked store update: the ledger (the GPU leases of every
+//! live run of the home, whichever process supervises it) is read, the GPUs chosen, and the
+//! new lease written before the lock is released, so two backprop processes starting at the
+//! same instant see each other's reservations.
 
+use super::governor::{Governor, Latest};
+use crate::config::MemoryLimit;
+use crate::placement::{self, Request, Reservation};
+use crate::proc_info::{self, Liveness};
+use crate::record::{GpuLease, RunRecord, Status};
+use crate::resources::GpuState;
+use crate::store::Store;
 use actix::prelude::*;
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Lease {
     pub gpus: Vec<u32>,
+    pub reserved_mb: Option<u64>,
     /// CUDA_VISIBLE_DEVICES and memory hints for the script.
     pub env: Vec<(String, String)>,
 }
 
-#[derive(Default)]
-pub struct GpuAllocator;
+/// Why a run cannot have GPUs now.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NoFit {
+    pub reason: String,
+    /// It can never fit here (no GPU at all): refuse rather than wait forever.
+    pub permanent: bool,
+}
+
+/// The allocator's fixed settings.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    pub min_free_mb: u64,
+    pub max_temp_c: f64,
+    pub require_readings: bool,
+    /// backprop's own CUDA_VISIBLE_DEVICES (e.g. set by Slurm), which bounds what it hands out.
+    pub inherited_visible: Option<String>,
+}
+
+pub struct GpuAllocator {
+    store: Store,
+    governor: Addr<Governor>,
+    policy: Policy,
+}
+
+impl GpuAllocator {
+    pub fn new(store: Store, governor: Addr<Governor>, policy: Policy) -> GpuAllocator {
+        GpuAllocator {
+            store,
+            governor,
+            policy,
+        }
+    }
+}
 
 impl Actor for GpuAllocator {
     type Context = Context<Self>;
 }
 
 /// Reserve GPUs for a run.
-#[derive(Message)]
-#[rtype(result = "Result<Lease, String>")]
+#[derive(Message, Clone)]
+#[rtype(result = "Result<Lease, NoFit>")]
 pub struct Reserve {
     pub run_id: String,
+    /// `--gpus`; None = 1 where GPUs exist, else 0.
     pub gpus: Option<u32>,
+    pub memory_limit: Option<MemoryLimit>,
+    /// `BACKPROP_FRAMEWORK`, to pick the matching memory hints.
+    pub framework: String,
 }
 
 impl Handler<Reserve> for GpuAllocator {
-    type Result = Result<Lease, String>;
+    type Result = ResponseFuture<Result<Lease, NoFit>>;
+
     fn handle(&mut self, msg: Reserve, _: &mut Context<Self>) -> Self::Result {
-        match msg.gpus {
-            Some(n) if n > 0 => Err(format!(
-                "run {} asks for {n} GPU(s) but no GPU is available on this machine; use --gpus 0",
-                msg.run_id
-            )),
-            _ => Ok(Lease::default()),
-        }
+        let governor = self.governor.clone();
+        let store = self.store.clone();
+        let policy = self.policy.clone();
+        Box::pin(async move {
+            let snapshot = governor
+                .send(Latest)
+                .await
+                .ok()
+                .flatten()
+                .ok_or_else(|| NoFit {
+                    reason: "no resource sample yet".into(),
+                    permanent: false,
+                })?;
+            let gpu = snapshot.gpu.clone();
+            tokio::task::spawn_blocking(move || place(&store, &policy, &gpu, &msg))
+                .await
+                .unwrap_or_else(|e| {
+                    Err(NoFit {
+                        reason: format!("GPU placement failed: {e}"),
+                        permanent: false,
+                    })
+                })
+        })
     }
 }
 
-/// The run ended: its reservation is freed.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Release {
-    pub run_id: String,
+/// Decides the lease; for GPU runs, under the store lock together with the ledger.
+fn place(store: &Store, policy: &Policy, gpu: &GpuState, req: &Reserve) -> Result<Lease, NoFit> {
+    let machine_has_gpus = !gpu.gpus.is_empty();
+    let count = match req.gpus {
+        Some(n) => n,
+        None if gpu.error.is_some() => {
+            return Err(NoFit {
+                reason: format!(
+                    "GPU probe failed ({}); pass --gpus 0 to run on the CPU",
+                    gpu.error.as_deref().unwrap_or_default()
+                ),
+                permanent: false,
+            });
+        }
+        None => u32::from(machine_has_gpus),
+    };
+    if count == 0 {
+        let env = if machine_has_gpus {
+            vec![("CUDA_VISIBLE_DEVICES".to_string(), "-1".to_string())]
+        } else {
+            Vec::new()
+        };
+        return Ok(Lease {
+            env,
+            ..Lease::default()
+        });
+    }
+    if let Some(error) = &gpu.error {
+        return Err(NoFit {
+            reason: format!("GPU probe failed: {error}"),
+            permanent: false,
+        });
+    }
+    if gpu.probe == crate::gpu::ProbeKind::None {
+        return Err(NoFit {
+            reason: format!(
+                "the run asks for {count} GPU(s) but no GPU probe works here; use --gpus 0"
+            ),
+            permanent: true,
+        });
+    }
+    let allowed = policy
+        .inherited_visible
+        .as_deref()
+        .map(|visible| placement::allowed_by_visible_devices(visible, &gpu.gpus));
+    let request = Request {
+        count: count as usize,
+        min_free_mb: policy.min_free_mb,
+        max_temp_c: policy.max_temp_c,
+        allowed,
+        require_readings: policy.require_readings,
+    };
+    let host = proc_info::hostname();
+    let decided = store.update(|ex| {
+        let records: Vec<RunRecord> = ex.records().into_iter().filter_map(Result::ok).collect();
+        let reservations = ledger(&records, &req.run_id, &host);
+        let held =
+            placement::outstanding(&reservations, &gpu.processes, crate::gpu::process_group_of);
+        let chosen = placement::choose(&gpu.gpus, &held, &request)?;
+        let chosen_info: Vec<_> = chosen
+            .iter()
+            .filter_map(|i| gpu.gpus.iter().find(|g| g.index == *i))
+            .collect();
+        let smallest_total = chosen_info
+            .iter()
+            .filter_map(|g| g.memory_total_mb)
+            .min()
+            .unwrap_or(0);
+        let reserved_mb = match &req.memory_limit {
+            Some(limit) => limit.megabytes(smallest_total),
+            None => policy.min_free_mb,
+        };
+        let lease = GpuLease {
+            gpus: chosen.clone(),
+            uuids: chosen_info.iter().map(|g| g.uuid.clone()).collect(),
+            reserved_mb,
+        };
+        if let Ok(mut rec) = ex.record(&req.run_id) {
+            rec.gpu_lease = Some(lease);
+            ex.put(&rec);
+        }
+        let fraction = req
+            .memory_limit
+            .as_ref()
+            .map(|l| l.fraction(smallest_total));
+        Ok((chosen, reserved_mb, fraction))
+    });
+    match decided {
+        Ok(Ok((chosen, reserved_mb, fraction))) => {
+            let limit = fraction.map(|f| (reserved_mb, f));
+            Ok(Lease {
+                env: placement::lease_env(&chosen, limit, &req.framework),
+                gpus: chosen,
+                reserved_mb: Some(reserved_mb),
+            })
+        }
+        Ok(Err(reason)) => Err(NoFit {
+            reason,
+            permanent: false,
+        }),
+        Err(e) => Err(NoFit {
+            reason: format!("cannot read the GPU ledger: {e}"),
+            permanent: false,
+        }),
+    }
 }
 
-impl Handler<Release> for GpuAllocator {
-    type Result = ();
-    fn handle(&mut self, _: Release, _: &mut Context<Self>) {}
+/// The GPU leases of live runs other than `except`.
+pub fn ledger(records: &[RunRecord], except: &str, host: &str) -> Vec<Reservation> {
+    records
+        .iter()
+        .filter(|r| {
+            r.id != except && matches!(r.status, Status::Queued | Status::Running | Status::Paused)
+        })
+        .filter(|r| {
+            r.supervisor
+                .as_ref()
+                .is_some_and(|s| proc_info::liveness(s, host) != Liveness::Dead)
+        })
+        .filter_map(|r| {
+            let lease = r.gpu_lease.as_ref()?;
+            let live_pid = r
+                .attempts
+                .last()
+                .filter(|a| a.end_time.is_none())
+                .and_then(|a| a.pid);
+            Some(Reservation {
+                run_id: r.id.clone(),
+                gpu_uuids: lease.uuids.clone(),
+                reserved_mb: lease.reserved_mb,
+                pgid: live_pid,
+            })
+        })
+        .collect()
 }

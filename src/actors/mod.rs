@@ -17,6 +17,10 @@ use supervisor::{Job, Results, Settings, Submit, Supervisor};
 pub struct SystemConfig {
     pub settings: Settings,
     pub limits: Thresholds,
+    /// `gpu.probe` and `gpu.probeTimeout`.
+    pub gpu_probe: String,
+    pub probe_timeout: Duration,
+    pub placement: gpu_allocator::Policy,
 }
 
 /// Runs `jobs` to the end in a fresh actor system and returns how each ended. Everything
@@ -26,9 +30,16 @@ pub fn run_jobs(store: Store, config: SystemConfig, jobs: Vec<Job>) -> Results {
     system.block_on(async move {
         let poll = config.settings.poll_interval;
         let store_actor = store::StoreActor::new(store.clone()).start();
-        let governor =
-            governor::Governor::new(config.limits, poll.max(Duration::from_millis(100))).start();
-        let allocator = gpu_allocator::GpuAllocator.start();
+        let governor = governor::Governor::new(
+            config.limits,
+            poll.max(Duration::from_millis(100)),
+            config.gpu_probe,
+            config.probe_timeout,
+        )
+        .start();
+        let allocator =
+            gpu_allocator::GpuAllocator::new(store.clone(), governor.clone(), config.placement)
+                .start();
         let (done, finished) = tokio::sync::oneshot::channel();
         let supervisor = Supervisor::new(
             config.settings,

@@ -3,9 +3,9 @@
 //! status change, and turns Ctrl-C, SIGTERM and `backprop stop` into graceful stops.
 
 use super::governor::{CanStart, Governor};
-use super::gpu_allocator::{GpuAllocator, Lease, Release, Reserve};
+use super::gpu_allocator::{GpuAllocator, Lease, NoFit, Reserve};
 use super::store::{StoreActor, Update};
-use super::worker::{self, Stop, Worker, WorkerExited};
+use super::worker::{self, GpuWatch, Stop, Worker, WorkerExited};
 use crate::clock::now_ms;
 use crate::outcome::{EXIT_NOT_FOUND, EXIT_REFUSED, EXIT_STOPPED, Outcome, StopCause};
 use crate::record::{Attempt, RunSpec, Status};
@@ -36,6 +36,10 @@ pub struct Settings {
     pub poll_interval: Duration,
     pub echo_protocol: bool,
     pub quiet: bool,
+    pub max_temp_c: f64,
+    pub resume_temp_c: f64,
+    /// `gpu.memoryLimitAction` is `stop`.
+    pub stop_over_memory_limit: bool,
 }
 
 pub struct Supervisor {
@@ -102,19 +106,39 @@ impl Supervisor {
         self.deciding = true;
         let governor = self.governor.clone();
         let allocator = self.allocator.clone();
-        let gpus = job.spec.options.gpus;
-        let run_id = job.run_id.clone();
+        let reserve = Reserve {
+            run_id: job.run_id.clone(),
+            gpus: job.spec.options.gpus,
+            memory_limit: job
+                .spec
+                .options
+                .gpu_memory_limit
+                .as_deref()
+                .and_then(|l| l.parse().ok()),
+            framework: crate::launch::framework_for(&job.spec),
+        };
         let decision = async move {
             match governor.send(CanStart).await {
                 Ok(Verdict::Go) => {}
-                Ok(Verdict::Wait(why)) => return Err(why),
-                Err(e) => return Err(format!("governor unavailable: {e}")),
+                Ok(Verdict::Wait(why)) => {
+                    return Err(NoFit {
+                        reason: why,
+                        permanent: false,
+                    });
+                }
+                Err(e) => {
+                    return Err(NoFit {
+                        reason: format!("governor unavailable: {e}"),
+                        permanent: false,
+                    });
+                }
             }
-            match allocator.send(Reserve { run_id, gpus }).await {
-                Ok(Ok(lease)) => Ok(lease),
-                Ok(Err(why)) => Err(why),
-                Err(e) => Err(format!("GPU allocator unavailable: {e}")),
-            }
+            allocator.send(reserve).await.unwrap_or_else(|e| {
+                Err(NoFit {
+                    reason: format!("GPU allocator unavailable: {e}"),
+                    permanent: false,
+                })
+            })
         };
         ctx.spawn(decision.into_actor(self).map(move |decision, act, ctx| {
             act.deciding = false;
@@ -129,13 +153,13 @@ impl Supervisor {
                     act.start(job, lease, ctx);
                     act.advance(ctx);
                 }
-                Err(why) if job.no_wait => {
+                Err(no_fit) if job.no_wait || no_fit.permanent => {
                     act.queue.pop_front();
-                    act.reject(&job.run_id, &why);
+                    act.reject(&job.run_id, &no_fit.reason);
                     act.advance(ctx);
                 }
-                Err(why) => {
-                    act.wait(&job.run_id, why);
+                Err(no_fit) => {
+                    act.wait(&job.run_id, no_fit.reason);
                     let poll = act.settings.poll_interval;
                     ctx.run_later(poll, |act, ctx| act.advance(ctx));
                 }
@@ -160,7 +184,7 @@ impl Supervisor {
     }
 
     fn reject(&mut self, run_id: &str, why: &str) {
-        crate::ui::error(&format!("{run_id} refused: {why} (--no-wait)"));
+        crate::ui::error(&format!("{run_id} refused: {why}"));
         self.end_unstarted(run_id, Status::Rejected, why, EXIT_REFUSED);
     }
 
@@ -194,6 +218,7 @@ impl Supervisor {
             start_time: Some(now),
             status: Some(Status::Running),
             gpus: lease.gpus.clone(),
+            reserved_mb: lease.reserved_mb,
             resumed_from: job.resume_from.clone(),
             host: Some(crate::proc_info::hostname()),
             ..Default::default()
@@ -206,7 +231,18 @@ impl Supervisor {
             rec.attempts.push(attempt_record.clone());
         });
         let options = &job.spec.options;
+        let gpu_watch = (!lease.gpus.is_empty()).then(|| GpuWatch {
+            max_temp_c: self.settings.max_temp_c,
+            resume_temp_c: self.settings.resume_temp_c,
+            memory_limit_mb: options
+                .gpu_memory_limit
+                .is_some()
+                .then_some(lease.reserved_mb)
+                .flatten(),
+            stop_over_limit: self.settings.stop_over_memory_limit,
+        });
         let attempt = worker::Attempt {
+            gpu_watch,
             run_id: job.run_id.clone(),
             number: job.attempt,
             stop_signal: crate::process::parse_signal(&options.stop_signal)
@@ -224,17 +260,19 @@ impl Supervisor {
             echo_protocol: self.settings.echo_protocol,
             quiet: self.settings.quiet,
         };
-        let worker =
-            Worker::new(attempt, self.store_actor.clone(), ctx.address().recipient()).start();
+        let worker = Worker::new(
+            attempt,
+            self.store_actor.clone(),
+            self.governor.clone(),
+            ctx.address().recipient(),
+        )
+        .start();
         self.active.insert(job.run_id, worker);
     }
 
     /// The attempt could not start at all (exec failed): recorded as failed, never as run.
     fn fail_start(&mut self, run_id: &str, why: String) {
         crate::ui::error(&format!("{run_id}: {why}"));
-        self.allocator.do_send(Release {
-            run_id: run_id.to_string(),
-        });
         self.end_unstarted(
             run_id,
             Status::Failed,
@@ -386,10 +424,8 @@ impl Handler<Submit> for Supervisor {
 impl Handler<WorkerExited> for Supervisor {
     type Result = ();
     fn handle(&mut self, msg: WorkerExited, ctx: &mut Context<Self>) {
+        // The run's GPU lease ends with its record (`RunRecord::finish`).
         self.active.remove(&msg.run_id);
-        self.allocator.do_send(Release {
-            run_id: msg.run_id.clone(),
-        });
         match msg.outcome {
             Ok(outcome) => self.results.push((msg.run_id, outcome)),
             Err(why) => self.fail_start(&msg.run_id, why),

@@ -1,6 +1,7 @@
 //! A Worker supervises one attempt: one child process group, its output pumps, its
 //! timebox, and the graceful stop sequence (stop signal, grace, SIGKILL to the group).
 
+use super::governor::{Governor, Sampled, Watch};
 use super::gpu_allocator::Lease;
 use super::store::{ProgressUpdate, StoreActor, Update};
 use crate::active_clock::ActiveClock;
@@ -10,8 +11,10 @@ use crate::launch::{self, AttemptEnv};
 use crate::outcome::{self, ExitInfo, Outcome, StopCause};
 use crate::process::{self, Launch, signal_group};
 use crate::pump::{self, Batch, PumpOptions};
-use crate::record::{RunSpec, Status};
+use crate::record::{AttemptEvent, RunSpec, Status};
+use crate::resources::Snapshot;
 use crate::store::private_file;
+use crate::thermal;
 use actix::prelude::*;
 use nix::sys::signal::Signal;
 use std::fs::{File, OpenOptions};
@@ -40,6 +43,17 @@ pub struct Attempt {
     pub lease: Lease,
     pub echo_protocol: bool,
     pub quiet: bool,
+    /// Set for runs placed on GPUs: watched on every governor sample.
+    pub gpu_watch: Option<GpuWatch>,
+}
+
+/// What a GPU run is watched for during the run.
+#[derive(Clone, Debug)]
+pub struct GpuWatch {
+    pub max_temp_c: f64,
+    pub resume_temp_c: f64,
+    pub memory_limit_mb: Option<u64>,
+    pub stop_over_limit: bool,
 }
 
 /// Sent to the supervisor when the attempt is over (or could not start).
@@ -77,6 +91,10 @@ struct ChildExited(ExitInfo);
 pub struct Worker {
     attempt: Attempt,
     store: Addr<StoreActor>,
+    governor: Addr<Governor>,
+    /// Paused because a GPU ran hot (SIGSTOP sent); the reason.
+    thermal_pause: Option<String>,
+    warned_over_limit: bool,
     supervisor: Recipient<WorkerExited>,
     pid: u32,
     guard: Option<Guard>,
@@ -97,6 +115,7 @@ impl Worker {
     pub fn new(
         attempt: Attempt,
         store: Addr<StoreActor>,
+        governor: Addr<Governor>,
         supervisor: Recipient<WorkerExited>,
     ) -> Worker {
         let progress = ProgressUpdate {
@@ -106,6 +125,9 @@ impl Worker {
         Worker {
             attempt,
             store,
+            governor,
+            thermal_pause: None,
+            warned_over_limit: false,
             supervisor,
             pid: 0,
             guard: None,
@@ -247,6 +269,7 @@ impl Worker {
             // A stopped (SIGSTOP) group must run again to handle the stop signal.
             signal_group(self.pid, Signal::SIGCONT);
             self.clock.resume_at(Instant::now());
+            self.thermal_pause = None;
         }
         if msg.force {
             signal_group(self.pid, Signal::SIGKILL);
@@ -262,6 +285,109 @@ impl Worker {
                 signal_group(act.pid, Signal::SIGKILL);
             }
         }));
+    }
+
+    /// Records an event on the current attempt, optionally with a new status and reason.
+    fn record_event(&self, kind: &str, detail: String, status: Option<Status>) {
+        let event = AttemptEvent {
+            time: now_ms(),
+            kind: kind.to_string(),
+            detail: Some(detail.clone()),
+        };
+        self.store.do_send(Update {
+            id: self.attempt.run_id.clone(),
+            change: Box::new(move |rec| {
+                if let Some(status) = status {
+                    rec.status = status;
+                    rec.reason = (status == Status::Paused).then(|| detail.clone());
+                }
+                if let Some(attempt) = rec.attempts.last_mut() {
+                    attempt.events.push(event.clone());
+                }
+            }),
+        });
+    }
+
+    fn pause(&mut self, ctx: &mut Context<Self>, why: String) {
+        signal_group(self.pid, Signal::SIGSTOP);
+        self.clock.pause_at(Instant::now());
+        if let Some(handle) = self.timebox.take() {
+            ctx.cancel_future(handle);
+        }
+        if !self.attempt.quiet {
+            crate::ui::info(&format!("{} paused: {why}", self.attempt.run_id));
+        }
+        self.record_event("pause", format!("thermal: {why}"), Some(Status::Paused));
+        self.thermal_pause = Some(why);
+    }
+
+    fn resume(&mut self, ctx: &mut Context<Self>, why: String) {
+        signal_group(self.pid, Signal::SIGCONT);
+        self.clock.resume_at(Instant::now());
+        self.thermal_pause = None;
+        self.arm_timebox(ctx);
+        if !self.attempt.quiet {
+            crate::ui::info(&format!("{} resumed: {why}", self.attempt.run_id));
+        }
+        self.record_event("resume", why, Some(Status::Running));
+    }
+
+    /// The run's GPUs in a fresh snapshot: thermal pause/resume, memory limit, and a sample
+    /// kept in `runs/<id>/resources.jsonl`.
+    fn watch_gpus(&mut self, ctx: &mut Context<Self>, snapshot: &Snapshot) {
+        let Some(watch) = self.attempt.gpu_watch.clone() else {
+            return;
+        };
+        if self.exit.is_some() || self.stop_cause.is_some() {
+            return;
+        }
+        let mine: Vec<_> = snapshot
+            .gpu
+            .gpus
+            .iter()
+            .filter(|g| self.attempt.lease.gpus.contains(&g.index))
+            .collect();
+        let temps: Vec<(u32, Option<f64>)> =
+            mine.iter().map(|g| (g.index, g.temperature_c)).collect();
+        match thermal::decide(
+            self.thermal_pause.is_some(),
+            &temps,
+            watch.max_temp_c,
+            watch.resume_temp_c,
+        ) {
+            thermal::Action::Pause(why) => self.pause(ctx, why),
+            thermal::Action::Resume(why) => self.resume(ctx, why),
+            thermal::Action::Keep => {}
+        }
+        let uuids: Vec<&str> = mine.iter().map(|g| g.uuid.as_str()).collect();
+        let used_mb: u64 = snapshot
+            .gpu
+            .processes
+            .iter()
+            .filter(|p| uuids.contains(&p.gpu_uuid.as_str()))
+            .filter(|p| crate::gpu::process_group_of(p.pid) == Some(self.pid))
+            .filter_map(|p| p.used_mb)
+            .sum();
+        append_resource_sample(&self.attempt.run_dir, snapshot.taken_ms, &mine, used_mb);
+        if let Some(limit) = watch.memory_limit_mb
+            && used_mb > limit
+            && !self.warned_over_limit
+        {
+            self.warned_over_limit = true;
+            let why =
+                format!("the run uses {used_mb} MB of GPU memory, over its limit of {limit} MB");
+            crate::ui::warn(&format!("{}: {why}", self.attempt.run_id));
+            self.record_event("gpu_memory_limit", why, None);
+            if watch.stop_over_limit {
+                self.stop(
+                    ctx,
+                    Stop {
+                        cause: StopCause::GpuMemoryLimit,
+                        force: false,
+                    },
+                );
+            }
+        }
     }
 
     fn report(&mut self, force: bool) {
@@ -352,6 +478,9 @@ impl Actor for Worker {
             }),
         });
         self.arm_timebox(ctx);
+        if self.attempt.gpu_watch.is_some() {
+            self.governor.do_send(Watch(ctx.address().recipient()));
+        }
         if let (Some(signal), Some(every)) = (
             self.attempt.checkpoint_signal,
             self.attempt.spec.options.checkpoint_every_seconds,
@@ -388,6 +517,13 @@ impl Handler<StdoutBatch> for Worker {
                 change: Box::new(move |rec| rec.add_checkpoint(&absolute)),
             });
         }
+    }
+}
+
+impl Handler<Sampled> for Worker {
+    type Result = ();
+    fn handle(&mut self, Sampled(snapshot): Sampled, ctx: &mut Context<Self>) {
+        self.watch_gpus(ctx, &snapshot);
     }
 }
 
@@ -470,6 +606,23 @@ fn open_logs(run_dir: &Path) -> std::io::Result<[File; 3]> {
         open("stderr.log")?,
         open("metrics.jsonl")?,
     ])
+}
+
+/// One line of `runs/<id>/resources.jsonl`: the run's GPUs and its own usage.
+fn append_resource_sample(
+    run_dir: &Path,
+    time: u64,
+    gpus: &[&crate::gpu::GpuInfo],
+    run_used_mb: u64,
+) {
+    use std::io::Write;
+    let line = serde_json::json!({ "time": time, "runUsedMb": run_used_mb, "gpus": gpus });
+    let written = private_file(OpenOptions::new().create(true).append(true))
+        .open(run_dir.join("resources.jsonl"))
+        .and_then(|mut f| writeln!(f, "{line}"));
+    if let Err(e) = written {
+        tracing::warn!("resource sample not kept: {e}");
+    }
 }
 
 /// Checkpoint paths are relative to the run's working directory.

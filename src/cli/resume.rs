@@ -3,9 +3,10 @@
 use super::Global;
 use super::common::{CliError, duration_text, find_run, load_config, loss_text, open_store};
 use super::flags::number_or_string;
+use crate::actors::gpu_allocator::Policy;
 use crate::actors::supervisor::{Job, Settings};
 use crate::actors::{SystemConfig, run_jobs};
-use crate::config::{Config, FlagValue, LoadedConfig};
+use crate::config::{Config, FlagValue, LoadedConfig, MemoryLimitAction};
 use crate::outcome::EXIT_NOT_FOUND;
 use crate::record::{RunOptions, Status};
 use crate::resources::Thresholds;
@@ -142,21 +143,37 @@ pub fn options_from(config: &Config) -> RunOptions {
     }
 }
 
-/// Runs one job to its end, prints how it ended, returns the exit code.
-pub fn run_and_report(global: &Global, loaded: &LoadedConfig, store: Store, job: Job) -> i32 {
-    let config = &loaded.config;
-    let run_id = job.run_id.clone();
-    let system = SystemConfig {
+/// The actor system's settings from the effective config.
+pub fn system_config(global: &Global, config: &Config) -> SystemConfig {
+    SystemConfig {
         settings: Settings {
             poll_interval: config.poll_interval.duration(),
             echo_protocol: global.verbose > 0,
             quiet: global.quiet,
+            max_temp_c: config.gpu.max_temp_c,
+            resume_temp_c: config.gpu.resume_temp_c(),
+            stop_over_memory_limit: config.gpu.memory_limit_action == MemoryLimitAction::Stop,
         },
         limits: Thresholds {
             min_free_ram_gb: config.min_free_ram_gb,
             max_cpu_load: config.max_cpu_load,
         },
-    };
+        gpu_probe: config.gpu.probe.to_string(),
+        probe_timeout: config.gpu.probe_timeout.duration(),
+        placement: Policy {
+            min_free_mb: config.gpu.min_free_vram_mb,
+            max_temp_c: config.gpu.max_temp_c,
+            require_readings: config.gpu.require_readings,
+            inherited_visible: std::env::var("CUDA_VISIBLE_DEVICES").ok(),
+        },
+    }
+}
+
+/// Runs one job to its end, prints how it ended, returns the exit code.
+pub fn run_and_report(global: &Global, loaded: &LoadedConfig, store: Store, job: Job) -> i32 {
+    let config = &loaded.config;
+    let run_id = job.run_id.clone();
+    let system = system_config(global, config);
     let results = run_jobs(store.clone(), system, vec![job]);
     let Some((_, outcome)) = results.into_iter().find(|(id, _)| *id == run_id) else {
         crate::ui::error(&format!("run {run_id} ended without an outcome"));

@@ -7,9 +7,10 @@ use super::common::{
 };
 use super::table;
 use crate::record::RunRecord;
-use crate::resources::{self, Thresholds, Verdict};
+use crate::resources::{self, GpuState, Thresholds, Verdict};
 use clap::Args;
 use serde_json::json;
+use std::collections::HashMap;
 
 #[derive(Args, Debug)]
 #[command(after_help = "Example:\n  backprop status\n  backprop status <run-id> --json")]
@@ -30,7 +31,11 @@ pub fn execute(global: &Global, args: StatusArgs) -> Result<i32, CliError> {
         return Ok(0);
     }
     let config = load_config(global, Vec::new())?.config;
-    let snapshot = resources::Sampler::default().sample();
+    let snapshot = resources::Sampler::new(
+        config.gpu.probe.as_str(),
+        config.gpu.probe_timeout.duration(),
+    )
+    .sample();
     let limits = Thresholds {
         min_free_ram_gb: config.min_free_ram_gb,
         max_cpu_load: config.max_cpu_load,
@@ -47,11 +52,25 @@ pub fn execute(global: &Global, args: StatusArgs) -> Result<i32, CliError> {
         .filter(|r| r.status.is_active())
         .collect();
     super::list::sort_newest_first(&mut active);
+    let holders = gpu_holders(&active);
     if global.json {
+        let gpus: Vec<_> = snapshot
+            .gpu
+            .gpus
+            .iter()
+            .map(|g| {
+                let mut value = serde_json::to_value(g).expect("serialisable");
+                value["runs"] = json!(holders.get(&g.index).cloned().unwrap_or_default());
+                value
+            })
+            .collect();
         print_json(&json!({
-            "resources": snapshot,
-            "gpus": [],
-            "gpuProbe": {"kind": "none", "error": null},
+            "cpu": {"loadPerCore": snapshot.load_per_core, "cpus": snapshot.cpus, "maxCpuLoad": config.max_cpu_load},
+            "ram": {"freeGB": snapshot.free_ram_gb, "totalGB": snapshot.total_ram_gb, "minFreeRamGB": config.min_free_ram_gb},
+            "resourceError": snapshot.error,
+            "gpus": gpus,
+            "gpuProcesses": snapshot.gpu.processes,
+            "gpuProbe": {"kind": snapshot.gpu.probe, "error": snapshot.gpu.error, "note": snapshot.gpu.note},
             "startBlockedBy": verdict,
             "runs": active,
         }));
@@ -65,7 +84,7 @@ pub fn execute(global: &Global, args: StatusArgs) -> Result<i32, CliError> {
         "RAM   {:.1} GB free of {:.1} GB (minFreeRamGB {})",
         snapshot.free_ram_gb, snapshot.total_ram_gb, config.min_free_ram_gb
     );
-    println!("GPUs  none (CPU-only runs)");
+    print!("{}", describe_gpus(&snapshot.gpu, &holders));
     if let Some(why) = verdict {
         println!("new runs would wait: {why}");
     }
@@ -84,6 +103,10 @@ pub fn execute(global: &Global, args: StatusArgs) -> Result<i32, CliError> {
                     .map(|s| s.to_string())
                     .unwrap_or_else(|| "-".into()),
                 loss_text(r.last_loss),
+                r.gpu_lease
+                    .as_ref()
+                    .map(|l| gpu_list(&l.gpus))
+                    .unwrap_or_else(|| "-".into()),
                 r.reason.clone().unwrap_or_default(),
             ]
         })
@@ -91,11 +114,97 @@ pub fn execute(global: &Global, args: StatusArgs) -> Result<i32, CliError> {
     println!(
         "\n{}",
         table::render(
-            &["ID", "STATUS", "ACTIVE", "STEP", "LOSS", "WAITING FOR"],
+            &[
+                "ID",
+                "STATUS",
+                "ACTIVE",
+                "STEP",
+                "LOSS",
+                "GPUS",
+                "WAITING FOR / PAUSED BY"
+            ],
             &rows
         )
     );
     Ok(0)
+}
+
+/// Which active runs hold (or have reserved) each GPU.
+fn gpu_holders(active: &[RunRecord]) -> HashMap<u32, Vec<String>> {
+    let mut holders: HashMap<u32, Vec<String>> = HashMap::new();
+    for rec in active {
+        if let Some(lease) = &rec.gpu_lease {
+            for gpu in &lease.gpus {
+                holders
+                    .entry(*gpu)
+                    .or_default()
+                    .push(format!("{} ({} MB reserved)", rec.id, lease.reserved_mb));
+            }
+        }
+    }
+    holders
+}
+
+fn gpu_list(gpus: &[u32]) -> String {
+    gpus.iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn describe_gpus(gpu: &GpuState, holders: &HashMap<u32, Vec<String>>) -> String {
+    let mut out = String::new();
+    let probe = gpu.probe.as_str();
+    if gpu.gpus.is_empty() && gpu.error.is_none() {
+        out.push_str(&format!(
+            "GPUs  none found (probe: {probe}); runs use the CPU\n"
+        ));
+    } else {
+        out.push_str(&format!("GPUs  (probe: {probe})\n"));
+    }
+    let known = |v: Option<f64>, unit: &str| {
+        v.map(|v| format!("{v:.0}{unit}"))
+            .unwrap_or_else(|| "N/A".into())
+    };
+    let gb = |mb: Option<u64>| {
+        mb.map(|m| format!("{:.1}", m as f64 / 1024.0))
+            .unwrap_or_else(|| "N/A".into())
+    };
+    let rows: Vec<Vec<String>> = gpu
+        .gpus
+        .iter()
+        .map(|g| {
+            vec![
+                g.index.to_string(),
+                g.name.clone(),
+                format!("{} / {} GB", gb(g.memory_used_mb), gb(g.memory_total_mb)),
+                known(g.temperature_c, "°C"),
+                known(g.utilization_pct, "%"),
+                holders
+                    .get(&g.index)
+                    .map(|h| h.join(", "))
+                    .unwrap_or_default(),
+            ]
+        })
+        .collect();
+    if !rows.is_empty() {
+        let table = table::render(
+            &["#", "NAME", "USED / TOTAL", "TEMP", "UTIL", "RUNS"],
+            &rows,
+        );
+        for line in table.lines() {
+            out.push_str(&format!("  {line}\n"));
+        }
+    }
+    if let Some(error) = &gpu.error {
+        out.push_str(&format!("GPU probe error: {error}\n"));
+    }
+    if let Some(note) = &gpu.note
+        && (gpu.probe != crate::gpu::ProbeKind::None || !gpu.gpus.is_empty() || gpu.error.is_some())
+    {
+        out.push_str(&format!("GPU probe note: {note}\n"));
+    }
+    out
 }
 
 fn describe_run(rec: &RunRecord, run_dir: &std::path::Path) -> String {

@@ -53,6 +53,9 @@ pub struct GpuConfig {
     pub memory_limit_action: MemoryLimitAction,
     /// How long one probe (e.g. `nvidia-smi`) may take.
     pub probe_timeout: Seconds,
+    /// A GPU whose free VRAM or temperature cannot be read (`[N/A]`) is not used when true;
+    /// when false, an unknown temperature is accepted (and shown by `status`).
+    pub require_readings: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -102,6 +105,7 @@ impl Default for GpuConfig {
             resume_temp_c: None,
             memory_limit_action: MemoryLimitAction::Warn,
             probe_timeout: Seconds::from_secs(5),
+            require_readings: true,
         }
     }
 }
@@ -256,6 +260,11 @@ pub(crate) const KEYS: &[KeySpec] = &[
     KeySpec {
         key: "gpu.probeTimeout",
         expected: SECONDS_ABOVE_ZERO,
+        env: EnvForm::Json,
+    },
+    KeySpec {
+        key: "gpu.requireReadings",
+        expected: "true or false",
         env: EnvForm::Json,
     },
     KeySpec {

@@ -1,0 +1,539 @@
+//! The nvidia-smi probe: two bounded `nvidia-smi --query-... --format=csv,noheader,nounits`
+//! calls per reading.
+
+use super::command::{RunError, run_bounded};
+use super::csv::{
+    APPS_QUERY_FIELDS, GPU_QUERY_FIELDS, NO_DEVICES, parse_apps_csv, parse_gpu_csv, quote_max,
+};
+use super::types::{GpuInfo, GpuProbe, GpuProcess, GpuReading, ProbeError, ProbeKind};
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus};
+use std::time::Duration;
+
+/// Default program name, looked up on PATH at each call.
+pub const DEFAULT_PROGRAM: &str = "nvidia-smi";
+/// Default for gpu.probeTimeout.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+const CSV_FORMAT: &str = "--format=csv,noheader,nounits";
+
+/// Reads GPUs by running nvidia-smi. Cheap to construct; nothing is checked until a read.
+#[derive(Clone, Debug)]
+pub struct NvidiaSmiProbe {
+    program: PathBuf,
+    search_path: Option<OsString>,
+    env: Vec<(OsString, OsString)>,
+    timeout: Duration,
+}
+
+impl NvidiaSmiProbe {
+    /// `nvidia-smi` from PATH, each call bounded by `timeout`.
+    pub fn new(timeout: Duration) -> Self {
+        NvidiaSmiProbe {
+            program: PathBuf::from(DEFAULT_PROGRAM),
+            search_path: None,
+            env: Vec::new(),
+            timeout,
+        }
+    }
+
+    /// The program to run: a bare name is looked up on the search path at each call,
+    /// anything with a `/` is used as is.
+    pub fn with_program(mut self, program: impl Into<PathBuf>) -> Self {
+        self.program = program.into();
+        self
+    }
+
+    /// Look a bare program name up on this PATH-style list instead of `$PATH`
+    /// (the child's own environment is not changed).
+    pub fn with_search_path(mut self, path: impl Into<OsString>) -> Self {
+        self.search_path = Some(path.into());
+        self
+    }
+
+    /// An extra environment variable for the child (e.g. a fake's state file in tests).
+    pub fn with_env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    pub fn program(&self) -> &Path {
+        &self.program
+    }
+
+    /// Where the program is now, or `ProbeError::NotFound`.
+    pub fn locate(&self) -> Result<PathBuf, ProbeError> {
+        let not_found = || ProbeError::NotFound {
+            program: self.program_name(),
+        };
+        if self.program.components().count() > 1 || self.program.is_absolute() {
+            return if self.program.is_file() {
+                Ok(self.program.clone())
+            } else {
+                Err(not_found())
+            };
+        }
+        let path = self
+            .search_path
+            .clone()
+            .or_else(|| std::env::var_os("PATH"))
+            .ok_or_else(not_found)?;
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+        which::which_in(&self.program, Some(path), cwd).map_err(|_| not_found())
+    }
+
+    /// `--query-gpu` (one call).
+    pub fn query_gpus(&self) -> Result<Vec<GpuInfo>, ProbeError> {
+        let query = format!("--query-gpu={GPU_QUERY_FIELDS}");
+        match self.call(&query)? {
+            Answer::Text(text) => parse_gpu_csv(&text),
+            Answer::NoDevices => Ok(Vec::new()),
+        }
+    }
+
+    /// `--query-compute-apps` (one call).
+    pub fn query_apps(&self) -> Result<Vec<GpuProcess>, ProbeError> {
+        let query = format!("--query-compute-apps={APPS_QUERY_FIELDS}");
+        match self.call(&query)? {
+            Answer::Text(text) => parse_apps_csv(&text),
+            Answer::NoDevices => Ok(Vec::new()),
+        }
+    }
+
+    fn program_name(&self) -> String {
+        self.program.display().to_string()
+    }
+
+    fn call(&self, query: &str) -> Result<Answer, ProbeError> {
+        let program = self.locate()?;
+        let name = self.program_name();
+        let mut cmd = Command::new(&program);
+        cmd.arg(query).arg(CSV_FORMAT);
+        cmd.envs(self.env.iter().map(|(k, v)| (k.as_os_str(), v.as_os_str())));
+        let out = run_bounded(&mut cmd, self.timeout).map_err(|e| match e {
+            RunError::TimedOut => ProbeError::Timeout {
+                program: name.clone(),
+                timeout: self.timeout,
+            },
+            // Gone since it was located. (ENOENT for a file that exists means its
+            // `#!` interpreter is missing: a Spawn error, not NotFound.)
+            RunError::Spawn(e) if e.kind() == std::io::ErrorKind::NotFound && !program.exists() => {
+                ProbeError::NotFound {
+                    program: name.clone(),
+                }
+            }
+            RunError::Spawn(e) => ProbeError::Spawn {
+                program: name.clone(),
+                reason: e.to_string(),
+            },
+        })?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if !out.stderr.is_empty() {
+            tracing::debug!(
+                query,
+                stderr = %String::from_utf8_lossy(&out.stderr).trim_end(),
+                "nvidia-smi wrote to stderr"
+            );
+        }
+        if stdout.trim() == NO_DEVICES {
+            // Real nvidia-smi exits 6 with this when the driver sees no GPU.
+            return Ok(Answer::NoDevices);
+        }
+        if !out.status.success() {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            // nvidia-smi prints its own failures ("NVIDIA-SMI has failed ...", "Failed to
+            // initialize NVML: ...") on stdout; stderr is for what runs it (env, loader).
+            let message = first_line(&stdout)
+                .or_else(|| first_line(&stderr))
+                .map(|l| quote_max(l, 200))
+                .unwrap_or_else(|| "it printed nothing".to_string());
+            return Err(ProbeError::Failed {
+                program: name,
+                status: describe(out.status),
+                message,
+            });
+        }
+        Ok(Answer::Text(stdout.into_owned()))
+    }
+}
+
+enum Answer {
+    Text(String),
+    NoDevices,
+}
+
+impl GpuProbe for NvidiaSmiProbe {
+    fn kind(&self) -> ProbeKind {
+        ProbeKind::NvidiaSmi
+    }
+
+    fn read(&mut self) -> Result<GpuReading, ProbeError> {
+        let gpus = self.query_gpus()?;
+        let processes = self.query_apps()?;
+        Ok(GpuReading { gpus, processes })
+    }
+}
+
+fn first_line(text: &str) -> Option<&str> {
+    text.lines().map(str::trim).find(|l| !l.is_empty())
+}
+
+fn describe(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit status {code}"),
+        (None, Some(sig)) => format!("killed by signal {sig}"),
+        _ => status.to_string(),
+    }
+}
+
+/// Whether `program` (a bare name, or a path) can be found now on `search_path`
+/// (None = `$PATH`).
+pub fn nvidia_smi_available(program: &OsStr, search_path: Option<&OsStr>) -> bool {
+    let mut p = NvidiaSmiProbe::new(DEFAULT_TIMEOUT).with_program(program);
+    if let Some(sp) = search_path {
+        p = p.with_search_path(sp);
+    }
+    p.locate().is_ok()
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::gpu::types::field;
+    use std::fs;
+    use std::path::PathBuf;
+    use std::time::Instant;
+
+    pub(crate) fn fake_dir() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fake_gpu")
+    }
+
+    pub(crate) fn fake_path() -> PathBuf {
+        fake_dir().join("nvidia-smi")
+    }
+
+    /// A temporary directory with a state file for the fake.
+    pub(crate) struct FakeState {
+        pub dir: tempfile::TempDir,
+    }
+
+    impl FakeState {
+        pub(crate) fn new(state: serde_json::Value) -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let s = FakeState { dir };
+            s.set(state);
+            s
+        }
+
+        pub(crate) fn state_file(&self) -> PathBuf {
+            self.dir.path().join("state.json")
+        }
+
+        pub(crate) fn log_file(&self) -> PathBuf {
+            self.dir.path().join("calls.log")
+        }
+
+        pub(crate) fn set(&self, state: serde_json::Value) {
+            let tmp = self.dir.path().join("state.json.tmp");
+            fs::write(&tmp, serde_json::to_vec(&state).unwrap()).unwrap();
+            fs::rename(&tmp, self.state_file()).unwrap();
+        }
+
+        pub(crate) fn calls(&self) -> usize {
+            fs::read_to_string(self.log_file())
+                .map(|s| s.lines().count())
+                .unwrap_or(0)
+        }
+
+        /// A probe running the fake by its path, with this state.
+        pub(crate) fn probe(&self, timeout: Duration) -> NvidiaSmiProbe {
+            self.configure(NvidiaSmiProbe::new(timeout).with_program(fake_path()))
+        }
+
+        pub(crate) fn configure(&self, p: NvidiaSmiProbe) -> NvidiaSmiProbe {
+            p.with_env("FAKE_NVIDIA_SMI_STATE", self.state_file())
+                .with_env("FAKE_NVIDIA_SMI_LOG", self.log_file())
+        }
+    }
+
+    fn two_gpus() -> serde_json::Value {
+        serde_json::json!({
+            "mode": "ok",
+            "gpus": [
+                {"name": "NVIDIA A100-SXM4-40GB", "uuid": "GPU-aaaa", "totalMb": 40960,
+                 "usedMb": 1000, "tempC": 40, "utilPct": 3},
+                {"name": "NVIDIA GeForce RTX 4090", "uuid": "GPU-bbbb", "totalMb": 24564,
+                 "usedMb": 20000, "freeMb": 4000, "tempC": 86, "utilPct": 100}
+            ],
+            "apps": [
+                {"pid": 1234, "gpuUuid": "GPU-aaaa", "usedMb": 500},
+                {"pid": 4321, "gpuUuid": "GPU-bbbb", "usedMb": "[N/A]"}
+            ]
+        })
+    }
+
+    // Generous: a loaded 2-core machine may take a while to start Python.
+    const OK_TIMEOUT: Duration = Duration::from_secs(30);
+
+    #[test]
+    fn reads_gpus_and_processes_from_the_fake() {
+        let fake = FakeState::new(two_gpus());
+        let mut probe = fake.probe(OK_TIMEOUT);
+        assert_eq!(probe.kind(), ProbeKind::NvidiaSmi);
+        let r = probe.read().unwrap();
+        assert_eq!(r.gpus.len(), 2);
+        assert_eq!(r.gpus[0].index, 0);
+        assert_eq!(r.gpus[0].uuid, "GPU-aaaa");
+        assert_eq!(r.gpus[0].name, "NVIDIA A100-SXM4-40GB");
+        assert_eq!(r.gpus[0].memory_free_mb, Some(39960));
+        assert_eq!(r.gpus[1].index, 1);
+        assert_eq!(r.gpus[1].memory_free_mb, Some(4000));
+        assert_eq!(r.gpus[1].temperature_c, Some(86.0));
+        assert_eq!(r.gpus[1].utilization_pct, Some(100.0));
+        assert_eq!(
+            r.processes,
+            vec![
+                GpuProcess {
+                    pid: 1234,
+                    gpu_uuid: "GPU-aaaa".into(),
+                    used_mb: Some(500)
+                },
+                GpuProcess {
+                    pid: 4321,
+                    gpu_uuid: "GPU-bbbb".into(),
+                    used_mb: None
+                },
+            ]
+        );
+        assert_eq!(fake.calls(), 2);
+
+        // The state is read on every call.
+        let mut s = two_gpus();
+        s["gpus"][0]["tempC"] = 91.into();
+        s["apps"] = serde_json::json!([]);
+        fake.set(s);
+        let r = probe.read().unwrap();
+        assert_eq!(r.gpus[0].temperature_c, Some(91.0));
+        assert!(r.processes.is_empty());
+        assert_eq!(fake.calls(), 4);
+    }
+
+    #[test]
+    fn na_fields_are_none_and_listed() {
+        let fake = FakeState::new(serde_json::json!({
+            "gpus": [{"name": "NVIDIA GB10", "uuid": "GPU-cccc", "totalMb": "[N/A]",
+                      "usedMb": "[N/A]", "tempC": "[N/A]", "utilPct": "[Not Supported]"}],
+            "apps": []
+        }));
+        let r = fake.probe(OK_TIMEOUT).read().unwrap();
+        let g = &r.gpus[0];
+        assert_eq!(g.memory_total_mb, None);
+        assert_eq!(g.memory_free_mb, None);
+        assert_eq!(g.temperature_c, None);
+        assert_eq!(g.utilization_pct, None);
+        assert_eq!(
+            g.unreadable,
+            vec![
+                field::MEMORY_TOTAL,
+                field::MEMORY_USED,
+                field::MEMORY_FREE,
+                field::TEMPERATURE,
+                field::UTILIZATION
+            ]
+        );
+    }
+
+    #[test]
+    fn zero_gpus() {
+        let fake = FakeState::new(serde_json::json!({"gpus": [], "apps": []}));
+        let r = fake.probe(OK_TIMEOUT).read().unwrap();
+        assert_eq!(r, GpuReading::default());
+        fake.set(serde_json::json!({"mode": "nodevices"}));
+        let r = fake.probe(OK_TIMEOUT).read().unwrap();
+        assert_eq!(r, GpuReading::default());
+    }
+
+    #[test]
+    fn many_gpus_and_a_noisy_stderr_do_not_deadlock() {
+        let gpus: Vec<_> = (0..3000)
+            .map(|i| serde_json::json!({"name": format!("NVIDIA Fake GPU number {i}"), "totalMb": 1000}))
+            .collect();
+        let fake = FakeState::new(serde_json::json!({"gpus": gpus, "stderrLines": 5000}));
+        let r = fake.probe(OK_TIMEOUT).read().unwrap();
+        assert_eq!(r.gpus.len(), 3000);
+        assert_eq!(r.gpus[2999].index, 2999);
+        assert_eq!(r.gpus[2999].memory_free_mb, Some(1000));
+    }
+
+    #[test]
+    fn garbage_is_a_parse_error() {
+        let fake = FakeState::new(serde_json::json!({"mode": "garbage"}));
+        let e = fake.probe(OK_TIMEOUT).read().unwrap_err();
+        match &e {
+            ProbeError::Parse { query, line, .. } => {
+                assert_eq!(query, "--query-gpu");
+                assert!(line.contains("junk"), "{line}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(!e.to_string().contains('\n'));
+        // The apps query is not attempted after the GPU query failed.
+        assert_eq!(fake.calls(), 1);
+    }
+
+    #[test]
+    fn failure_quotes_the_first_line_and_the_status() {
+        let fake = FakeState::new(serde_json::json!({"mode": "fail", "exitCode": 9}));
+        let e = fake.probe(OK_TIMEOUT).read().unwrap_err();
+        match &e {
+            ProbeError::Failed {
+                status, message, ..
+            } => {
+                assert_eq!(status, "exit status 9");
+                assert_eq!(
+                    message,
+                    "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. \
+                     Make sure that the latest NVIDIA driver is installed and running."
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(!e.is_not_found());
+    }
+
+    #[test]
+    fn missing_binary_is_not_found() {
+        let e = NvidiaSmiProbe::new(OK_TIMEOUT)
+            .with_program("/nonexistent/backprop-test/nvidia-smi")
+            .read()
+            .unwrap_err();
+        assert!(e.is_not_found(), "{e:?}");
+
+        let empty = tempfile::tempdir().unwrap();
+        let mut p = NvidiaSmiProbe::new(OK_TIMEOUT).with_search_path(empty.path());
+        let e = p.read().unwrap_err();
+        assert!(e.is_not_found(), "{e:?}");
+        assert!(
+            e.to_string().starts_with("nvidia-smi not found on PATH;"),
+            "{e}"
+        );
+        assert!(!nvidia_smi_available(
+            OsStr::new("nvidia-smi"),
+            Some(empty.path().as_os_str())
+        ));
+    }
+
+    #[test]
+    fn found_through_an_explicit_search_path() {
+        let fake = FakeState::new(two_gpus());
+        let path = std::env::join_paths([PathBuf::from("/nonexistent"), fake_dir()]).unwrap();
+        let mut p = fake.configure(NvidiaSmiProbe::new(OK_TIMEOUT).with_search_path(&path));
+        assert_eq!(p.locate().unwrap(), fake_path());
+        assert_eq!(p.read().unwrap().gpus.len(), 2);
+        assert!(nvidia_smi_available(OsStr::new("nvidia-smi"), Some(&path)));
+    }
+
+    /// Field 22 of /proc/<pid>/stat: tells a reused pid apart.
+    fn start_ticks(pid: u32) -> Option<u64> {
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let after_comm = &stat[stat.rfind(')')? + 1..];
+        after_comm.split_whitespace().nth(19)?.parse().ok()
+    }
+
+    /// Processes whose environment holds `needle` (the fake's unique state path).
+    fn processes_with_env(needle: &[u8]) -> Vec<u32> {
+        let mut found = Vec::new();
+        for entry in fs::read_dir("/proc").unwrap().flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if let Ok(env) = fs::read(format!("/proc/{pid}/environ"))
+                && env.windows(needle.len()).any(|w| w == needle)
+            {
+                found.push(pid);
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn a_hang_times_out_and_leaves_nothing_behind() {
+        let fake = FakeState::new(serde_json::json!({"mode": "hang", "hangSeconds": 60}));
+        let mut probe = fake.probe(Duration::from_secs(1));
+        let t0 = Instant::now();
+        let reading = std::thread::spawn(move || probe.read());
+        // While it hangs, note the fake's processes (pid and start time, which tells a
+        // reused pid apart).
+        let needle = format!("FAKE_NVIDIA_SMI_STATE={}", fake.state_file().display());
+        let mut seen = Vec::new();
+        while !reading.is_finished() {
+            for pid in processes_with_env(needle.as_bytes()) {
+                if let Some(start) = start_ticks(pid)
+                    && !seen.contains(&(pid, start))
+                {
+                    seen.push((pid, start));
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let e = reading.join().unwrap().unwrap_err();
+        let took = t0.elapsed();
+        assert_eq!(
+            e,
+            ProbeError::Timeout {
+                program: fake_path().display().to_string(),
+                timeout: Duration::from_secs(1)
+            }
+        );
+        assert!(
+            e.to_string().contains("did not answer within 1s (killed)"),
+            "{e}"
+        );
+        // 1 s timeout + reaping; generous for a loaded machine.
+        assert!(took < Duration::from_secs(4), "took {took:?}");
+        assert!(took >= Duration::from_millis(950), "took {took:?}");
+        assert_eq!(
+            fake.calls(),
+            1,
+            "the apps query is not attempted after a timeout"
+        );
+
+        // The fake was seen running, and is now gone: killed and reaped, not a zombie.
+        assert!(!seen.is_empty(), "never saw the fake running");
+        for (pid, start) in seen {
+            assert_ne!(start_ticks(pid), Some(start), "pid {pid} left behind");
+        }
+        assert!(processes_with_env(needle.as_bytes()).is_empty());
+    }
+
+    #[test]
+    fn unsupported_arguments_fail_in_the_fake() {
+        // Guards the fake itself: it answers only the queries above.
+        let fake = FakeState::new(two_gpus());
+        let out = Command::new(fake_path())
+            .arg("-q")
+            .env("FAKE_NVIDIA_SMI_STATE", fake.state_file())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let out = Command::new(fake_path())
+            .arg("-L")
+            .env("FAKE_NVIDIA_SMI_STATE", fake.state_file())
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "GPU 0: NVIDIA A100-SXM4-40GB (UUID: GPU-aaaa)\nGPU 1: NVIDIA GeForce RTX 4090 (UUID: GPU-bbbb)\n"
+        );
+    }
+}
