@@ -390,3 +390,32 @@ fn without_nvidia_smi_auto_runs_on_the_cpu_quietly_and_an_explicit_probe_says_wh
     assert_eq!(out.status.code(), Some(75), "{}", stderr_of(&out));
     assert!(stderr_of(&out).contains("NVML"), "{}", stderr_of(&out));
 }
+
+#[test]
+fn a_run_over_its_gpu_memory_limit_is_warned_and_stopped_when_configured() {
+    let uuid = "GPU-00000000-0000-0000-0000-00000000beef";
+    let mut device = gpu(30_000, json!(40));
+    device["uuid"] = json!(uuid);
+    let g = GpuEnv::new(json!({"mode": "ok", "gpus": [device.clone()]}));
+    let backprop = g
+        .cmd()
+        .env("BACKPROP_GPU_MEMORY_LIMIT_ACTION", "stop")
+        .args(["run", &script("sleeper.py"), "-q", "-g", "8", "--run-id", "greedy"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid_file = g.env.run_dir("greedy").join("pid");
+    assert!(wait_for(Duration::from_secs(20), || pid_file.exists()), "never started");
+    let pid: u64 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    // The script's process now uses 20 GB on its GPU, over the 8 GB limit.
+    g.set(json!({"mode": "ok", "gpus": [device], "apps": [{"pid": pid, "gpuUuid": uuid, "usedMb": 20_000}]}));
+    let out = backprop.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("over its limit"), "{}", stderr_of(&out));
+    let rec = g.env.record("greedy");
+    assert_eq!(rec["status"], "stopped");
+    assert_eq!(rec["attempts"][0]["reason"], "gpu_memory_limit");
+    let kinds: Vec<_> = rec["attempts"][0]["events"].as_array().unwrap().iter().map(|e| e["kind"].clone()).collect();
+    assert_eq!(kinds, [json!("gpu_memory_limit")]);
+}
