@@ -217,7 +217,7 @@ mod tests {
             reserved_mb: 12_000,
             pgid: None,
         };
-        let held = outstanding(&[first.clone()], &[], |_| None);
+        let held = outstanding(std::slice::from_ref(&first), &[], |_| None);
         assert_eq!(choose(&gpus, &held, &request(1)), Ok(vec![0]));
         // Once the run has allocated its memory, the reported free already shows it.
         let started = Reservation {

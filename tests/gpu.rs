@@ -400,22 +400,46 @@ fn a_run_over_its_gpu_memory_limit_is_warned_and_stopped_when_configured() {
     let backprop = g
         .cmd()
         .env("BACKPROP_GPU_MEMORY_LIMIT_ACTION", "stop")
-        .args(["run", &script("sleeper.py"), "-q", "-g", "8", "--run-id", "greedy"])
+        .args([
+            "run",
+            &script("sleeper.py"),
+            "-q",
+            "-g",
+            "8",
+            "--run-id",
+            "greedy",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let pid_file = g.env.run_dir("greedy").join("pid");
-    assert!(wait_for(Duration::from_secs(20), || pid_file.exists()), "never started");
-    let pid: u64 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    assert!(
+        wait_for(Duration::from_secs(20), || pid_file.exists()),
+        "never started"
+    );
+    let pid: u64 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     // The script's process now uses 20 GB on its GPU, over the 8 GB limit.
     g.set(json!({"mode": "ok", "gpus": [device], "apps": [{"pid": pid, "gpuUuid": uuid, "usedMb": 20_000}]}));
     let out = backprop.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130), "{}", stderr_of(&out));
-    assert!(stderr_of(&out).contains("over its limit"), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("over its limit"),
+        "{}",
+        stderr_of(&out)
+    );
     let rec = g.env.record("greedy");
     assert_eq!(rec["status"], "stopped");
     assert_eq!(rec["attempts"][0]["reason"], "gpu_memory_limit");
-    let kinds: Vec<_> = rec["attempts"][0]["events"].as_array().unwrap().iter().map(|e| e["kind"].clone()).collect();
+    let kinds: Vec<_> = rec["attempts"][0]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].clone())
+        .collect();
     assert_eq!(kinds, [json!("gpu_memory_limit")]);
 }
