@@ -76,6 +76,7 @@ pub fn load_config(global: &Global, flags: Vec<FlagValue>) -> Result<LoadedConfi
         env: std::env::vars_os()
             .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
             .collect(),
+        overrides: Vec::new(),
         flags,
     })
     .map_err(|e| CliError::usage(e.to_string()))

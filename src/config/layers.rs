@@ -45,8 +45,21 @@ pub struct LoadRequest {
     pub cwd: PathBuf,
     /// The process environment; only `BACKPROP_*` names are looked at.
     pub env: Vec<(String, String)>,
+    /// Values from a batch (a sweep file or the config's `experiments`), between the
+    /// environment and the flags, in order (a later one wins).
+    pub overrides: Vec<Override>,
     /// Command-line values the user gave, in order (a later one wins).
     pub flags: Vec<FlagValue>,
+}
+
+/// One value for a config key from a batch, named by where it was written
+/// (e.g. `sweep.json` or `sweep.json runs[2]`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Override {
+    pub origin: String,
+    /// The dotted config key.
+    pub key: String,
+    pub value: serde_json::Value,
 }
 
 /// One command-line flag's value for a config key.
@@ -259,22 +272,30 @@ pub fn load(req: LoadRequest) -> Result<LoadedConfig, ConfigError> {
         });
     }
 
-    for flag in &req.flags {
-        let origin = format!("flag {}", flag.flag);
-        if spec_of(&flag.key).is_none() {
+    let layered = req
+        .overrides
+        .iter()
+        .map(|o| (o.origin.clone(), &o.key, &o.value))
+        .chain(
+            req.flags
+                .iter()
+                .map(|f| (format!("flag {}", f.flag), &f.key, &f.value)),
+        );
+    for (origin, key, value) in layered {
+        if spec_of(key).is_none() {
             let keys = super::all_keys();
             return Err(ConfigError::UnknownKey {
-                key: flag.key.clone(),
-                value: flag.value.to_string(),
+                key: key.clone(),
+                value: value.to_string(),
                 origin,
-                advice: match closest(&flag.key, &keys) {
+                advice: match closest(key, &keys) {
                     Some(found) => format!("did you mean \"{found}\"?"),
                     None => "not a config key".into(),
                 },
             });
         }
         figment = figment.merge(Layer {
-            dict: nested(&flag.key, &flag.value)?,
+            dict: nested(key, value)?,
             source: Source::Custom(origin.clone()),
             name: origin,
         });

@@ -15,7 +15,7 @@ mod tests;
 
 pub use errors::ConfigError;
 pub use layers::{
-    FILE_NAME, FlagValue, LoadRequest, LoadedConfig, RESERVED_ENV, RESERVED_ENV_PREFIXES,
+    FILE_NAME, FlagValue, LoadRequest, LoadedConfig, Override, RESERVED_ENV, RESERVED_ENV_PREFIXES,
     env_var_name, load,
 };
 pub use model::{Config, GpuConfig, SlurmConfig, all_keys};

@@ -11,6 +11,7 @@ fn request(dir: &Path) -> LoadRequest {
         config_path: None,
         cwd: dir.to_path_buf(),
         env: Vec::new(),
+        overrides: Vec::new(),
         flags: Vec::new(),
     }
 }
@@ -530,4 +531,36 @@ fn the_example_file_loads_and_shows_every_key() {
     assert_eq!(c.experiments.len(), 1);
     assert_eq!(c.experiments[0]["name"], json!("lr-0.1"));
     assert_eq!(loaded.source_of("maxParallel"), path.display().to_string());
+}
+
+#[test]
+fn batch_overrides_sit_between_the_environment_and_the_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut req = request(dir.path());
+    req.env.push(("BACKPROP_MAX_PARALLEL".into(), "3".into()));
+    req.overrides.push(Override {
+        origin: "sweep.json".into(),
+        key: "maxParallel".into(),
+        value: json!(5),
+    });
+    req.overrides.push(Override {
+        origin: "sweep.json".into(),
+        key: "gpu.maxTempC".into(),
+        value: json!("hot"),
+    });
+    let err = load(req.clone()).unwrap_err().to_string();
+    assert!(
+        err.contains("gpu.maxTempC") && err.contains("sweep.json"),
+        "{err}"
+    );
+    req.overrides.pop();
+    let loaded = load(req.clone()).unwrap();
+    assert_eq!(loaded.config.max_parallel, 5);
+    assert_eq!(loaded.source_of("maxParallel"), "sweep.json");
+    req.flags.push(FlagValue {
+        flag: "--max-parallel".into(),
+        key: "maxParallel".into(),
+        value: json!(7),
+    });
+    assert_eq!(load(req).unwrap().config.max_parallel, 7);
 }
