@@ -2,6 +2,7 @@
 
 pub mod active_clock;
 pub mod actors;
+pub mod admission;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -102,6 +102,7 @@ pub struct RunOptions {
     pub gpus: Option<u32>,
     pub gpu_memory_limit: Option<String>,
     pub max_restarts: u32,
+    pub max_parallel: u32,
 }
 
 impl Default for RunOptions {
@@ -117,6 +118,7 @@ impl Default for RunOptions {
             gpus: None,
             gpu_memory_limit: None,
             max_restarts: 0,
+            max_parallel: 4,
         }
     }
 }
@@ -177,6 +179,9 @@ pub struct RunRecord {
     pub last_checkpoint: Option<String>,
     #[serde(default)]
     pub created_time: u64,
+    /// Place in the admission queue (larger = arrived later); set each time it is queued.
+    #[serde(default)]
+    pub queue_seq: u64,
     /// Why it waits (while queued) or why it ended.
     #[serde(default)]
     pub reason: Option<String>,
@@ -218,6 +223,7 @@ impl RunRecord {
             checkpoints: Vec::new(),
             last_checkpoint: None,
             created_time: now_ms,
+            queue_seq: crate::admission::next_seq(),
             reason: None,
             spec,
             params: None,

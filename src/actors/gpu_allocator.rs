@@ -1,11 +1,13 @@
-//! The GpuAllocator: decides which GPUs a run gets and the environment that pins it there.
+//! The GpuAllocator: admits a run (a `maxParallel` slot) and decides which GPUs it gets and
+//! the environment that pins it there.
 //!
-//! Placement happens inside one locked store update: the ledger (the GPU leases of every
-//! live run of the home, whichever process supervises it) is read, the GPUs chosen, and the
-//! new lease written before the lock is released, so two backprop processes starting at the
-//! same instant see each other's reservations.
+//! Both happen inside one locked store update: the queue and the ledger (the GPU leases of
+//! every live run of the home, whichever process supervises it) are read, the decision made,
+//! and the run marked running with its lease before the lock is released, so two backprop
+//! processes starting at the same instant see each other.
 
 use super::governor::{Governor, Latest};
+use crate::admission;
 use crate::config::MemoryLimit;
 use crate::placement::{self, Request, Reservation};
 use crate::proc_info::{self, Liveness};
@@ -70,6 +72,10 @@ pub struct Reserve {
     pub memory_limit: Option<MemoryLimit>,
     /// `BACKPROP_FRAMEWORK`, to pick the matching memory hints.
     pub framework: String,
+    /// Admission: at most this many runs active across the home.
+    pub max_parallel: u32,
+    /// Reserved per GPU when the run has no memory limit (gpu.minFreeVramMB).
+    pub default_reservation_mb: u64,
 }
 
 impl Handler<Reserve> for GpuAllocator {
@@ -102,8 +108,74 @@ impl Handler<Reserve> for GpuAllocator {
     }
 }
 
-/// Decides the lease; for GPU runs, under the store lock together with the ledger.
+/// What a run needs before the lock is taken.
+enum Need {
+    Cpu { env: Vec<(String, String)> },
+    Gpus(Request),
+}
+
+/// Takes an admission slot and, for GPU runs, the GPUs: one locked store update that reads
+/// the ledger and the queue, decides, and marks the run `running` with its lease.
 fn place(store: &Store, policy: &Policy, gpu: &GpuState, req: &Reserve) -> Result<Lease, NoFit> {
+    let need = need(policy, gpu, req)?;
+    let host = proc_info::hostname();
+    let claimed = store.update(|ex| {
+        let records: Vec<RunRecord> = ex.records().into_iter().filter_map(Result::ok).collect();
+        let me = records
+            .iter()
+            .find(|r| r.id == req.run_id)
+            .ok_or_else(|| format!("run {} is no longer in the store", req.run_id))?;
+        admission::check(&records, me, req.max_parallel, &host)?;
+        let mut rec = me.clone();
+        let lease = match &need {
+            Need::Cpu { env } => Lease {
+                env: env.clone(),
+                ..Lease::default()
+            },
+            Need::Gpus(request) => {
+                let reservations = ledger(&records, &req.run_id, &host);
+                let held = placement::outstanding(
+                    &reservations,
+                    &gpu.processes,
+                    crate::gpu::process_group_of,
+                );
+                let chosen = placement::choose(&gpu.gpus, &held, request)?;
+                let lease = gpu_lease(gpu, chosen, req);
+                rec.gpu_lease = Some(GpuLease {
+                    gpus: lease.gpus.clone(),
+                    uuids: lease
+                        .gpus
+                        .iter()
+                        .filter_map(|i| gpu.gpus.iter().find(|g| g.index == *i))
+                        .map(|g| g.uuid.clone())
+                        .collect(),
+                    reserved_mb: lease.reserved_mb.unwrap_or(0),
+                });
+                lease
+            }
+        };
+        // The slot is taken in the same write that decided it.
+        rec.status = Status::Running;
+        rec.reason = None;
+        rec.start_time.get_or_insert(crate::clock::now_ms());
+        ex.put(&rec);
+        Ok(lease)
+    });
+    match claimed {
+        Ok(Ok(lease)) => Ok(lease),
+        Ok(Err(reason)) => Err(NoFit {
+            reason,
+            permanent: false,
+        }),
+        Err(e) => Err(NoFit {
+            reason: format!("cannot read the store: {e}"),
+            permanent: false,
+        }),
+    }
+}
+
+/// CPU or GPUs, decided from the snapshot alone (before taking the lock).
+fn need(policy: &Policy, gpu: &GpuState, req: &Reserve) -> Result<Need, NoFit> {
     let machine_has_gpus = !gpu.gpus.is_empty();
     let count = match req.gpus {
         Some(n) => n,
@@ -124,10 +196,7 @@ fn place(store: &Store, policy: &Policy, gpu: &GpuState, req: &Reserve) -> Resul
         } else {
             Vec::new()
         };
-        return Ok(Lease {
-            env,
-            ..Lease::default()
-        });
+        return Ok(Need::Cpu { env });
     }
     if let Some(error) = &gpu.error {
         return Err(NoFit {
@@ -147,65 +216,35 @@ fn place(store: &Store, policy: &Policy, gpu: &GpuState, req: &Reserve) -> Resul
         .inherited_visible
         .as_deref()
         .map(|visible| placement::allowed_by_visible_devices(visible, &gpu.gpus));
-    let request = Request {
+    Ok(Need::Gpus(Request {
         count: count as usize,
         min_free_mb: policy.min_free_mb,
         max_temp_c: policy.max_temp_c,
         allowed,
         require_readings: policy.require_readings,
+    }))
+}
+
+/// The lease for the chosen GPUs: the reservation (the memory limit, else minFreeVramMB)
+/// and the environment.
+fn gpu_lease(gpu: &GpuState, chosen: Vec<u32>, req: &Reserve) -> Lease {
+    let smallest_total = chosen
+        .iter()
+        .filter_map(|i| gpu.gpus.iter().find(|g| g.index == *i))
+        .filter_map(|g| g.memory_total_mb)
+        .min()
+        .unwrap_or(0);
+    let (reserved_mb, limit) = match &req.memory_limit {
+        Some(limit) => {
+            let mb = limit.megabytes(smallest_total);
+            (mb, Some((mb, limit.fraction(smallest_total))))
+        }
+        None => (req.default_reservation_mb, None),
     };
-    let host = proc_info::hostname();
-    let decided = store.update(|ex| {
-        let records: Vec<RunRecord> = ex.records().into_iter().filter_map(Result::ok).collect();
-        let reservations = ledger(&records, &req.run_id, &host);
-        let held =
-            placement::outstanding(&reservations, &gpu.processes, crate::gpu::process_group_of);
-        let chosen = placement::choose(&gpu.gpus, &held, &request)?;
-        let chosen_info: Vec<_> = chosen
-            .iter()
-            .filter_map(|i| gpu.gpus.iter().find(|g| g.index == *i))
-            .collect();
-        let smallest_total = chosen_info
-            .iter()
-            .filter_map(|g| g.memory_total_mb)
-            .min()
-            .unwrap_or(0);
-        let reserved_mb = match &req.memory_limit {
-            Some(limit) => limit.megabytes(smallest_total),
-            None => policy.min_free_mb,
-        };
-        let lease = GpuLease {
-            gpus: chosen.clone(),
-            uuids: chosen_info.iter().map(|g| g.uuid.clone()).collect(),
-            reserved_mb,
-        };
-        if let Ok(mut rec) = ex.record(&req.run_id) {
-            rec.gpu_lease = Some(lease);
-            ex.put(&rec);
-        }
-        let fraction = req
-            .memory_limit
-            .as_ref()
-            .map(|l| l.fraction(smallest_total));
-        Ok((chosen, reserved_mb, fraction))
-    });
-    match decided {
-        Ok(Ok((chosen, reserved_mb, fraction))) => {
-            let limit = fraction.map(|f| (reserved_mb, f));
-            Ok(Lease {
-                env: placement::lease_env(&chosen, limit, &req.framework),
-                gpus: chosen,
-                reserved_mb: Some(reserved_mb),
-            })
-        }
-        Ok(Err(reason)) => Err(NoFit {
-            reason,
-            permanent: false,
-        }),
-        Err(e) => Err(NoFit {
-            reason: format!("cannot read the GPU ledger: {e}"),
-            permanent: false,
-        }),
+    Lease {
+        env: placement::lease_env(&chosen, limit, &req.framework),
+        gpus: chosen,
+        reserved_mb: Some(reserved_mb),
     }
 }
 

@@ -40,6 +40,8 @@ pub struct Settings {
     pub resume_temp_c: f64,
     /// `gpu.memoryLimitAction` is `stop`.
     pub stop_over_memory_limit: bool,
+    /// `gpu.minFreeVramMB`: what a GPU run reserves without a memory limit.
+    pub default_reservation_mb: u64,
 }
 
 pub struct Supervisor {
@@ -116,6 +118,8 @@ impl Supervisor {
                 .as_deref()
                 .and_then(|l| l.parse().ok()),
             framework: crate::launch::framework_for(&job.spec),
+            max_parallel: job.spec.options.max_parallel.max(1),
+            default_reservation_mb: self.settings.default_reservation_mb,
         };
         let decision = async move {
             match governor.send(CanStart).await {
@@ -160,8 +164,9 @@ impl Supervisor {
                 }
                 Err(no_fit) => {
                     act.wait(&job.run_id, no_fit.reason);
-                    let poll = act.settings.poll_interval;
-                    ctx.run_later(poll, |act, ctx| act.advance(ctx));
+                    // A freed slot should be taken quickly even with a long pollInterval.
+                    let retry = act.settings.poll_interval.min(Duration::from_secs(1));
+                    ctx.run_later(retry, |act, ctx| act.advance(ctx));
                 }
             }
         }));

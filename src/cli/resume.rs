@@ -86,6 +86,7 @@ pub fn execute(global: &Global, args: ResumeArgs) -> Result<i32, CliError> {
             return false;
         }
         r.status = Status::Queued;
+        r.queue_seq = crate::admission::next_seq();
         r.reason = None;
         r.end_time = None;
         r.stop_requested = false;
@@ -98,9 +99,12 @@ pub fn execute(global: &Global, args: ResumeArgs) -> Result<i32, CliError> {
             rec.id
         )));
     }
+    let mut spec = rec.spec.clone();
+    // Admission follows this process's config, not the one of the original run.
+    spec.options.max_parallel = loaded.config.max_parallel;
     let job = Job {
         run_id: rec.id.clone(),
-        spec: rec.spec.clone(),
+        spec,
         attempt: rec.attempts.len() as u32 + 1,
         resume_from: checkpoint,
         max_run,
@@ -140,6 +144,7 @@ pub fn options_from(config: &Config) -> RunOptions {
         gpus: config.gpus_per_run,
         gpu_memory_limit: config.gpu_memory_limit.as_ref().map(|l| l.to_string()),
         max_restarts: config.max_restarts,
+        max_parallel: config.max_parallel,
     }
 }
 
@@ -153,6 +158,7 @@ pub fn system_config(global: &Global, config: &Config) -> SystemConfig {
             max_temp_c: config.gpu.max_temp_c,
             resume_temp_c: config.gpu.resume_temp_c(),
             stop_over_memory_limit: config.gpu.memory_limit_action == MemoryLimitAction::Stop,
+            default_reservation_mb: config.gpu.min_free_vram_mb,
         },
         limits: Thresholds {
             min_free_ram_gb: config.min_free_ram_gb,
