@@ -22,5 +22,7 @@ pub mod resources;
 pub mod runid;
 pub mod stdio;
 pub mod store;
+pub mod sweep;
 pub mod thermal;
 pub mod ui;
+pub mod continuation;

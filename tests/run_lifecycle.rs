@@ -188,3 +188,19 @@ fn logs_print_what_the_script_wrote() {
     let followed = env.run(&["logs", &id, "-f"]);
     assert_eq!(followed.stdout, logs.stdout);
 }
+
+#[test]
+fn a_crash_after_a_checkpoint_restarts_from_it_and_completes() {
+    let env = Env::new();
+    let out = env.run(&["run", &script("checkpoint_then_crash.py"), "--max-restarts", "2", "--run-id", "crashy"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let rec = env.record("crashy");
+    assert_eq!(rec["status"], "completed");
+    let attempts = rec["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2);
+    assert_eq!(attempts[0]["status"], "failed");
+    assert_eq!(attempts[0]["exitCode"], 1);
+    assert_eq!(attempts[1]["status"], "completed");
+    assert_eq!(attempts[1]["resumedFrom"], rec["checkpoints"][0]);
+    assert!(stderr_of(&out).contains("restart 1 of 2"), "{}", stderr_of(&out));
+}

@@ -7,6 +7,7 @@ use super::gpu_allocator::{GpuAllocator, Lease, NoFit, Reserve};
 use super::store::{StoreActor, Update};
 use super::worker::{self, GpuWatch, Stop, Worker, WorkerExited};
 use crate::clock::now_ms;
+use crate::continuation::{self, Next, Plan};
 use crate::outcome::{EXIT_NOT_FOUND, EXIT_REFUSED, EXIT_STOPPED, Outcome, StopCause};
 use crate::record::{Attempt, RunSpec, Status};
 use crate::resources::Verdict;
@@ -27,6 +28,8 @@ pub struct Job {
     pub resume_from: Option<String>,
     pub max_run: Duration,
     pub no_wait: bool,
+    /// Restarts and rounds left to this run.
+    pub plan: Plan,
 }
 
 /// How every run of this process ended.
@@ -52,10 +55,12 @@ pub struct Supervisor {
     allocator: Addr<GpuAllocator>,
     queue: VecDeque<Job>,
     waiting_reason: HashMap<String, String>,
-    active: HashMap<String, Addr<Worker>>,
+    active: HashMap<String, (Addr<Worker>, Job)>,
     results: Results,
     /// The head of the queue is being checked (governor / allocator answer pending).
     deciding: bool,
+    /// Runs waiting out a restart backoff (not in the queue yet).
+    pending: usize,
     interrupts: u32,
     done: Option<oneshot::Sender<Results>>,
 }
@@ -80,6 +85,7 @@ impl Supervisor {
             active: HashMap::new(),
             results: Vec::new(),
             deciding: false,
+            pending: 0,
             interrupts: 0,
             done: Some(done),
         }
@@ -259,7 +265,7 @@ impl Supervisor {
             grace: Duration::from_secs_f64(options.grace_seconds.max(0.0)),
             max_run: job.max_run,
             resume_from: job.resume_from.clone(),
-            spec: job.spec,
+            spec: job.spec.clone(),
             run_dir,
             lease,
             echo_protocol: self.settings.echo_protocol,
@@ -272,7 +278,7 @@ impl Supervisor {
             ctx.address().recipient(),
         )
         .start();
-        self.active.insert(job.run_id, worker);
+        self.active.insert(job.run_id.clone(), (worker, job));
     }
 
     /// The attempt could not start at all (exec failed): recorded as failed, never as run.
@@ -296,6 +302,7 @@ impl Supervisor {
     fn finish_if_idle(&mut self) {
         if self.queue.is_empty()
             && self.active.is_empty()
+            && self.pending == 0
             && !self.deciding
             && let Some(done) = self.done.take()
         {
@@ -314,7 +321,7 @@ impl Supervisor {
             }
         }
         self.drop_queue();
-        for worker in self.active.values() {
+        for (worker, _) in self.active.values() {
             worker.do_send(Stop {
                 cause: StopCause::User,
                 force,
@@ -351,7 +358,7 @@ impl Supervisor {
         };
         ctx.spawn(read.into_actor(self).map(|requested, act, ctx| {
             for id in requested {
-                if let Some(worker) = act.active.get(&id) {
+                if let Some((worker, _)) = act.active.get(&id) {
                     worker.do_send(Stop {
                         cause: StopCause::User,
                         force: false,
@@ -430,12 +437,81 @@ impl Handler<WorkerExited> for Supervisor {
     type Result = ();
     fn handle(&mut self, msg: WorkerExited, ctx: &mut Context<Self>) {
         // The run's GPU lease ends with its record (`RunRecord::finish`).
-        self.active.remove(&msg.run_id);
+        let Some((_, mut job)) = self.active.remove(&msg.run_id) else {
+            return;
+        };
         match msg.outcome {
-            Ok(outcome) => self.results.push((msg.run_id, outcome)),
+            Ok(outcome) => {
+                job.plan.attempts_made += 1;
+                job.plan.active_total += msg.active;
+                let latest = latest_existing(&msg.checkpoints, job.resume_from.as_deref());
+                match continuation::next(&job.plan, &outcome, latest, self.interrupts > 0) {
+                    Next::Done => self.results.push((msg.run_id, outcome)),
+                    Next::Restart { after, from } => {
+                        job.plan.restarts_used += 1;
+                        let why = format!(
+                            "attempt {} failed ({}, exit {}); restart {} of {} in {}s",
+                            job.attempt,
+                            outcome.reason,
+                            outcome.exit_code,
+                            job.plan.restarts_used,
+                            job.plan.max_restarts,
+                            after.as_secs()
+                        );
+                        self.again(job, from, why, after, ctx);
+                    }
+                    Next::NextRound { from } => {
+                        let why = format!("round {} done; waiting for its next turn", job.plan.attempts_made);
+                        self.again(job, Some(from), why, Duration::ZERO, ctx);
+                    }
+                }
+            }
             Err(why) => self.fail_start(&msg.run_id, why),
         }
         self.advance(ctx);
         self.finish_if_idle();
     }
+}
+
+impl Supervisor {
+    /// Puts a run back at the end of the queue as its next attempt, after `delay`.
+    fn again(&mut self, mut job: Job, from: Option<String>, why: String, delay: Duration, ctx: &mut Context<Self>) {
+        if !self.settings.quiet {
+            crate::ui::info(&format!("{}: {why}", job.run_id));
+        }
+        job.attempt += 1;
+        job.resume_from = from;
+        let me = crate::proc_info::me();
+        let reason = why.clone();
+        // Claimed again at once, so no other process marks it lost in between.
+        self.update(&job.run_id, move |rec| {
+            rec.status = Status::Queued;
+            rec.reason = Some(reason.clone());
+            rec.end_time = None;
+            rec.supervisor = Some(me.clone());
+        });
+        self.pending += 1;
+        ctx.run_later(delay, move |act, ctx| {
+            act.pending -= 1;
+            let seq = crate::admission::next_seq();
+            act.update(&job.run_id, move |rec| rec.queue_seq = seq);
+            if act.interrupts > 0 {
+                act.end_unstarted(&job.run_id, Status::Stopped, "user", EXIT_STOPPED);
+            } else {
+                act.queue.push_back(job);
+            }
+            act.advance(ctx);
+        });
+    }
+}
+
+/// The newest checkpoint of the attempt that still exists, else the one it started from.
+fn latest_existing(announced: &[String], started_from: Option<&str>) -> Option<String> {
+    announced
+        .iter()
+        .rev()
+        .map(String::as_str)
+        .chain(started_from)
+        .find(|path| std::path::Path::new(path).exists())
+        .map(str::to_string)
 }

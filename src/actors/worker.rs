@@ -62,6 +62,10 @@ pub struct GpuWatch {
 pub struct WorkerExited {
     pub run_id: String,
     pub outcome: Result<Outcome, String>,
+    /// Checkpoints announced during this attempt (absolute paths, oldest first).
+    pub checkpoints: Vec<String>,
+    /// Active time of this attempt.
+    pub active: Duration,
 }
 
 /// Stop the attempt: gracefully (stop signal, then SIGKILL after the grace period) or at once.
@@ -95,6 +99,7 @@ pub struct Worker {
     /// Paused because a GPU ran hot (SIGSTOP sent); the reason.
     thermal_pause: Option<String>,
     warned_over_limit: bool,
+    checkpoints: Vec<String>,
     supervisor: Recipient<WorkerExited>,
     pid: u32,
     guard: Option<Guard>,
@@ -128,6 +133,7 @@ impl Worker {
             governor,
             thermal_pause: None,
             warned_over_limit: false,
+            checkpoints: Vec::new(),
             supervisor,
             pid: 0,
             guard: None,
@@ -446,6 +452,8 @@ impl Worker {
         self.supervisor.do_send(WorkerExited {
             run_id: self.attempt.run_id.clone(),
             outcome: Ok(outcome),
+            checkpoints: std::mem::take(&mut self.checkpoints),
+            active: self.clock.elapsed(),
         });
         ctx.stop();
     }
@@ -455,6 +463,8 @@ impl Worker {
         self.supervisor.do_send(WorkerExited {
             run_id: self.attempt.run_id.clone(),
             outcome: Err(why),
+            checkpoints: Vec::new(),
+            active: Duration::ZERO,
         });
         ctx.stop();
     }
@@ -512,6 +522,7 @@ impl Handler<StdoutBatch> for Worker {
         }
         for path in batch.checkpoints {
             let absolute = absolute_in(&self.attempt.spec.cwd, &path);
+            self.checkpoints.push(absolute.clone());
             self.store.do_send(Update {
                 id: self.attempt.run_id.clone(),
                 change: Box::new(move |rec| rec.add_checkpoint(&absolute)),

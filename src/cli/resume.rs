@@ -5,6 +5,7 @@ use super::common::{CliError, duration_text, find_run, load_config, loss_text, o
 use super::flags::number_or_string;
 use crate::actors::gpu_allocator::Policy;
 use crate::actors::supervisor::{Job, Settings};
+use crate::continuation::Plan;
 use crate::actors::{SystemConfig, run_jobs};
 use crate::config::{Config, FlagValue, LoadedConfig, MemoryLimitAction};
 use crate::outcome::EXIT_NOT_FOUND;
@@ -102,6 +103,7 @@ pub fn execute(global: &Global, args: ResumeArgs) -> Result<i32, CliError> {
     let mut spec = rec.spec.clone();
     // Admission follows this process's config, not the one of the original run.
     spec.options.max_parallel = loaded.config.max_parallel;
+    let max_restarts = spec.options.max_restarts;
     let job = Job {
         run_id: rec.id.clone(),
         spec,
@@ -109,6 +111,7 @@ pub fn execute(global: &Global, args: ResumeArgs) -> Result<i32, CliError> {
         resume_from: checkpoint,
         max_run,
         no_wait: args.no_wait,
+        plan: Plan::once(max_restarts),
     };
     Ok(run_and_report(global, &loaded, store, job))
 }

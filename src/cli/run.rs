@@ -4,6 +4,7 @@ use super::Global;
 use super::common::{CliError, load_config, open_store};
 use super::flags::Flags;
 use crate::actors::supervisor::Job;
+use crate::continuation::Plan;
 use crate::clock::now_ms;
 use crate::launch;
 use crate::outcome::EXIT_NOT_FOUND;
@@ -208,6 +209,7 @@ pub fn execute(global: &Global, args: RunArgs) -> Result<i32, CliError> {
 
     let store = open_store()?;
     let run_id = create_record(&store, args.run_id.as_deref(), &name, &spec)?;
+    let max_restarts = spec.options.max_restarts;
     let job = Job {
         run_id,
         max_run: Duration::from_secs_f64(spec.options.max_run_seconds),
@@ -215,6 +217,7 @@ pub fn execute(global: &Global, args: RunArgs) -> Result<i32, CliError> {
         attempt: 1,
         resume_from,
         no_wait: args.no_wait,
+        plan: Plan::once(max_restarts),
     };
     Ok(super::resume::run_and_report(global, &loaded, store, job))
 }
