@@ -45,8 +45,13 @@ impl Plan {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Next {
     Done,
-    Restart { after: Duration, from: Option<String> },
-    NextRound { from: String },
+    Restart {
+        after: Duration,
+        from: Option<String>,
+    },
+    NextRound {
+        from: String,
+    },
 }
 
 /// The wait before restart number `n` (0-based): 1 s, 2 s, 4 s, ... at most a minute.
@@ -54,7 +59,12 @@ pub fn backoff(n: u32) -> Duration {
     Duration::from_secs(1u64 << n.min(6)).min(Duration::from_secs(60))
 }
 
-pub fn next(plan: &Plan, outcome: &Outcome, latest_checkpoint: Option<String>, interrupted: bool) -> Next {
+pub fn next(
+    plan: &Plan,
+    outcome: &Outcome,
+    latest_checkpoint: Option<String>,
+    interrupted: bool,
+) -> Next {
     if interrupted {
         return Next::Done;
     }
@@ -64,14 +74,20 @@ pub fn next(plan: &Plan, outcome: &Outcome, latest_checkpoint: Option<String>, i
             from: latest_checkpoint,
         },
         Status::Timeboxed => {
-            let Some(from) = latest_checkpoint else { return Next::Done };
+            let Some(from) = latest_checkpoint else {
+                return Next::Done;
+            };
             let more = match plan.rounds {
                 Rounds::Off => false,
                 Rounds::Limited(n) => plan.attempts_made < n,
                 Rounds::UntilDone => true,
             };
             let budget_left = plan.max_total.is_none_or(|max| plan.active_total < max);
-            if more && budget_left { Next::NextRound { from } } else { Next::Done }
+            if more && budget_left {
+                Next::NextRound { from }
+            } else {
+                Next::Done
+            }
         }
         _ => Next::Done,
     }
@@ -82,7 +98,11 @@ mod tests {
     use super::*;
 
     fn ended(status: Status) -> Outcome {
-        Outcome { status, reason: "x".into(), exit_code: 1 }
+        Outcome {
+            status,
+            reason: "x".into(),
+            exit_code: 1,
+        }
     }
 
     #[test]
@@ -91,31 +111,63 @@ mod tests {
         let ckpt = Some("c".to_string());
         assert_eq!(
             next(&plan, &ended(Status::Failed), ckpt.clone(), false),
-            Next::Restart { after: Duration::from_secs(1), from: ckpt.clone() }
+            Next::Restart {
+                after: Duration::from_secs(1),
+                from: ckpt.clone()
+            }
         );
         plan.restarts_used = 2;
-        assert_eq!(next(&plan, &ended(Status::Failed), ckpt.clone(), false), Next::Done);
-        assert_eq!(next(&Plan::once(2), &ended(Status::Failed), ckpt, true), Next::Done);
+        assert_eq!(
+            next(&plan, &ended(Status::Failed), ckpt.clone(), false),
+            Next::Done
+        );
+        assert_eq!(
+            next(&Plan::once(2), &ended(Status::Failed), ckpt, true),
+            Next::Done
+        );
         assert_eq!(backoff(1), Duration::from_secs(2));
         assert_eq!(backoff(30), Duration::from_secs(60));
     }
 
     #[test]
     fn a_timeboxed_run_takes_another_round_while_rounds_and_budget_last() {
-        let mut plan = Plan { rounds: Rounds::Limited(3), attempts_made: 1, ..Plan::once(0) };
+        let mut plan = Plan {
+            rounds: Rounds::Limited(3),
+            attempts_made: 1,
+            ..Plan::once(0)
+        };
         let ckpt = Some("c".to_string());
-        assert_eq!(next(&plan, &ended(Status::Timeboxed), ckpt.clone(), false), Next::NextRound { from: "c".into() });
-        assert_eq!(next(&plan, &ended(Status::Timeboxed), None, false), Next::Done, "no checkpoint, no round");
+        assert_eq!(
+            next(&plan, &ended(Status::Timeboxed), ckpt.clone(), false),
+            Next::NextRound { from: "c".into() }
+        );
+        assert_eq!(
+            next(&plan, &ended(Status::Timeboxed), None, false),
+            Next::Done,
+            "no checkpoint, no round"
+        );
         plan.attempts_made = 3;
-        assert_eq!(next(&plan, &ended(Status::Timeboxed), ckpt.clone(), false), Next::Done);
+        assert_eq!(
+            next(&plan, &ended(Status::Timeboxed), ckpt.clone(), false),
+            Next::Done
+        );
         let budget = Plan {
             rounds: Rounds::UntilDone,
             max_total: Some(Duration::from_secs(60)),
             active_total: Duration::from_secs(61),
             ..Plan::once(0)
         };
-        assert_eq!(next(&budget, &ended(Status::Timeboxed), ckpt.clone(), false), Next::Done);
-        assert_eq!(next(&Plan::once(0), &ended(Status::Timeboxed), ckpt, false), Next::Done);
-        assert_eq!(next(&Plan::once(0), &ended(Status::Completed), None, false), Next::Done);
+        assert_eq!(
+            next(&budget, &ended(Status::Timeboxed), ckpt.clone(), false),
+            Next::Done
+        );
+        assert_eq!(
+            next(&Plan::once(0), &ended(Status::Timeboxed), ckpt, false),
+            Next::Done
+        );
+        assert_eq!(
+            next(&Plan::once(0), &ended(Status::Completed), None, false),
+            Next::Done
+        );
     }
 }

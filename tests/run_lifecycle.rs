@@ -192,7 +192,14 @@ fn logs_print_what_the_script_wrote() {
 #[test]
 fn a_crash_after_a_checkpoint_restarts_from_it_and_completes() {
     let env = Env::new();
-    let out = env.run(&["run", &script("checkpoint_then_crash.py"), "--max-restarts", "2", "--run-id", "crashy"]);
+    let out = env.run(&[
+        "run",
+        &script("checkpoint_then_crash.py"),
+        "--max-restarts",
+        "2",
+        "--run-id",
+        "crashy",
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
     let rec = env.record("crashy");
     assert_eq!(rec["status"], "completed");
@@ -202,5 +209,9 @@ fn a_crash_after_a_checkpoint_restarts_from_it_and_completes() {
     assert_eq!(attempts[0]["exitCode"], 1);
     assert_eq!(attempts[1]["status"], "completed");
     assert_eq!(attempts[1]["resumedFrom"], rec["checkpoints"][0]);
-    assert!(stderr_of(&out).contains("restart 1 of 2"), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("restart 1 of 2"),
+        "{}",
+        stderr_of(&out)
+    );
 }

@@ -39,6 +39,8 @@ pub struct Settings {
     pub poll_interval: Duration,
     pub echo_protocol: bool,
     pub quiet: bool,
+    /// Scripts' stdout goes to stderr, leaving stdout to `--json` data.
+    pub stdout_to_stderr: bool,
     pub max_temp_c: f64,
     pub resume_temp_c: f64,
     /// `gpu.memoryLimitAction` is `stop`.
@@ -270,6 +272,7 @@ impl Supervisor {
             lease,
             echo_protocol: self.settings.echo_protocol,
             quiet: self.settings.quiet,
+            stdout_to_stderr: self.settings.stdout_to_stderr,
         };
         let worker = Worker::new(
             attempt,
@@ -461,7 +464,10 @@ impl Handler<WorkerExited> for Supervisor {
                         self.again(job, from, why, after, ctx);
                     }
                     Next::NextRound { from } => {
-                        let why = format!("round {} done; waiting for its next turn", job.plan.attempts_made);
+                        let why = format!(
+                            "round {} done; waiting for its next turn",
+                            job.plan.attempts_made
+                        );
                         self.again(job, Some(from), why, Duration::ZERO, ctx);
                     }
                 }
@@ -475,7 +481,14 @@ impl Handler<WorkerExited> for Supervisor {
 
 impl Supervisor {
     /// Puts a run back at the end of the queue as its next attempt, after `delay`.
-    fn again(&mut self, mut job: Job, from: Option<String>, why: String, delay: Duration, ctx: &mut Context<Self>) {
+    fn again(
+        &mut self,
+        mut job: Job,
+        from: Option<String>,
+        why: String,
+        delay: Duration,
+        ctx: &mut Context<Self>,
+    ) {
         if !self.settings.quiet {
             crate::ui::info(&format!("{}: {why}", job.run_id));
         }

@@ -43,6 +43,8 @@ pub struct Attempt {
     pub lease: Lease,
     pub echo_protocol: bool,
     pub quiet: bool,
+    /// Send the script's stdout to our stderr (when our stdout carries `--json` data).
+    pub stdout_to_stderr: bool,
     /// Set for runs placed on GPUs: watched on every governor sample.
     pub gpu_watch: Option<GpuWatch>,
 }
@@ -200,10 +202,15 @@ impl Worker {
         };
         let [stdout_log, stderr_log, metrics] = logs;
         let out_addr = addr.clone();
+        let passthrough = if self.attempt.stdout_to_stderr {
+            crate::stdio::stderr()
+        } else {
+            crate::stdio::stdout()
+        };
         spawn_named("stdout-pump", move || {
             let result = pump::pump_stdout(
                 stdout,
-                BufWriter::new(crate::stdio::stdout()),
+                BufWriter::new(passthrough),
                 BufWriter::new(stdout_log),
                 BufWriter::new(metrics),
                 &options,

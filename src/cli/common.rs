@@ -1,7 +1,7 @@
 //! What several commands share: errors with exit codes, opening the store, config loading.
 
 use super::Global;
-use crate::config::{self, FlagValue, LoadRequest, LoadedConfig};
+use crate::config::{self, FlagValue, LoadRequest, LoadedConfig, Override};
 use crate::outcome::EXIT_USAGE;
 use crate::record::RunRecord;
 use crate::store::{Store, StoreError};
@@ -67,6 +67,15 @@ pub fn open_store_for_reading() -> Result<Store, CliError> {
 }
 
 pub fn load_config(global: &Global, flags: Vec<FlagValue>) -> Result<LoadedConfig, CliError> {
+    load_config_with(global, Vec::new(), flags)
+}
+
+/// The config with a batch's overrides layered between the environment and the flags.
+pub fn load_config_with(
+    global: &Global,
+    overrides: Vec<Override>,
+    flags: Vec<FlagValue>,
+) -> Result<LoadedConfig, CliError> {
     let cwd = std::env::current_dir()
         .map_err(|e| CliError::usage(format!("cannot read the current directory: {e}")))?;
     config::load(LoadRequest {
@@ -76,7 +85,7 @@ pub fn load_config(global: &Global, flags: Vec<FlagValue>) -> Result<LoadedConfi
         env: std::env::vars_os()
             .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
             .collect(),
-        overrides: Vec::new(),
+        overrides,
         flags,
     })
     .map_err(|e| CliError::usage(e.to_string()))

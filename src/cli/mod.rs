@@ -4,6 +4,7 @@ mod common;
 mod flags;
 mod list;
 mod logs;
+mod queue;
 mod resume;
 mod run;
 mod status;
@@ -44,6 +45,8 @@ pub struct Cli {
 pub enum Command {
     /// Run a training script as a timeboxed, governed run
     Run(Box<run::RunArgs>),
+    /// Run a batch: a sweep file (grid, random, explicit runs) or the config's experiments
+    Queue(Box<queue::QueueArgs>),
     /// Run a run's stored spec again from its latest checkpoint (a new attempt)
     Resume(resume::ResumeArgs),
     /// Runs, newest first
@@ -86,6 +89,7 @@ pub fn main() -> i32 {
     let result = match cli.command {
         Command::Run(args) => run::execute(&global, *args),
         Command::Resume(args) => resume::execute(&global, args),
+        Command::Queue(args) => queue::execute(&global, *args),
         Command::List(args) => list::execute(&global, args),
         Command::Status(args) => status::execute(&global, args),
         Command::Stop(args) => stop::execute(&global, args),

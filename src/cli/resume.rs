@@ -5,9 +5,9 @@ use super::common::{CliError, duration_text, find_run, load_config, loss_text, o
 use super::flags::number_or_string;
 use crate::actors::gpu_allocator::Policy;
 use crate::actors::supervisor::{Job, Settings};
-use crate::continuation::Plan;
 use crate::actors::{SystemConfig, run_jobs};
 use crate::config::{Config, FlagValue, LoadedConfig, MemoryLimitAction};
+use crate::continuation::Plan;
 use crate::outcome::EXIT_NOT_FOUND;
 use crate::record::{RunOptions, Status};
 use crate::resources::Thresholds;
@@ -158,6 +158,7 @@ pub fn system_config(global: &Global, config: &Config) -> SystemConfig {
             poll_interval: config.poll_interval.duration(),
             echo_protocol: global.verbose > 0,
             quiet: global.quiet,
+            stdout_to_stderr: global.json,
             max_temp_c: config.gpu.max_temp_c,
             resume_temp_c: config.gpu.resume_temp_c(),
             stop_over_memory_limit: config.gpu.memory_limit_action == MemoryLimitAction::Stop,

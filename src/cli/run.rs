@@ -4,8 +4,9 @@ use super::Global;
 use super::common::{CliError, load_config, open_store};
 use super::flags::Flags;
 use crate::actors::supervisor::Job;
-use crate::continuation::Plan;
 use crate::clock::now_ms;
+use crate::config::Config;
+use crate::continuation::Plan;
 use crate::launch;
 use crate::outcome::EXIT_NOT_FOUND;
 use crate::record::{RunRecord, RunSpec};
@@ -174,12 +175,15 @@ pub fn execute(global: &Global, args: RunArgs) -> Result<i32, CliError> {
             ));
         }
     };
-    let here = std::env::current_dir()
-        .map_err(|e| CliError::usage(format!("cannot read the current directory: {e}")))?;
-    let program = launch::resolve(&script, &config.interpreter, &here)
-        .map_err(|e| CliError::with_code(EXIT_NOT_FOUND, e.to_string()))?;
-    let cwd = working_dir(args.cwd.as_deref(), &here)?;
-    let env = parse_env(&args.env)?;
+    let here = current_dir()?;
+    let spec = spec_for(
+        &script,
+        rest,
+        config,
+        args.cwd.as_deref(),
+        parse_env(&args.env)?,
+        &here,
+    )?;
     if let Some(id) = &args.run_id {
         crate::runid::validate(id).map_err(|e| CliError::usage(e.to_string()))?;
     }
@@ -196,19 +200,17 @@ pub fn execute(global: &Global, args: RunArgs) -> Result<i32, CliError> {
         }
         None => None,
     };
-    let options = super::resume::options_from(config);
-    let spec = RunSpec {
-        program: program.program,
-        args: rest,
-        interpreter: program.interpreter,
-        cwd: cwd.display().to_string(),
-        env,
-        options,
-    };
     let name = args.name.clone().unwrap_or_else(|| script_name(&script));
 
     let store = open_store()?;
-    let run_id = create_record(&store, args.run_id.as_deref(), &name, &spec)?;
+    let new = NewRun {
+        wanted_id: args.run_id.clone(),
+        name,
+        spec: spec.clone(),
+        params: None,
+        batch_id: None,
+    };
+    let run_id = create_records(&store, vec![new])?.remove(0);
     let max_restarts = spec.options.max_restarts;
     let job = Job {
         run_id,
@@ -222,33 +224,78 @@ pub fn execute(global: &Global, args: RunArgs) -> Result<i32, CliError> {
     Ok(super::resume::run_and_report(global, &loaded, store, job))
 }
 
-/// Inserts the new record (status queued, supervised by this process) under a fresh id.
-fn create_record(
+pub fn current_dir() -> Result<PathBuf, CliError> {
+    std::env::current_dir()
+        .map_err(|e| CliError::usage(format!("cannot read the current directory: {e}")))
+}
+
+/// The spec of a new run: the program resolved (exit 127 when missing, before anything is
+/// recorded), the working directory checked, the options taken from `config`.
+pub fn spec_for(
+    script: &str,
+    args: Vec<String>,
+    config: &Config,
+    cwd: Option<&Path>,
+    env: BTreeMap<String, String>,
+    here: &Path,
+) -> Result<RunSpec, CliError> {
+    let program = launch::resolve(script, &config.interpreter, here)
+        .map_err(|e| CliError::with_code(EXIT_NOT_FOUND, e.to_string()))?;
+    let cwd = working_dir(cwd, here)?;
+    Ok(RunSpec {
+        program: program.program,
+        args,
+        interpreter: program.interpreter,
+        cwd: cwd.display().to_string(),
+        env,
+        options: super::resume::options_from(config),
+    })
+}
+
+/// A run to enter in the store.
+pub struct NewRun {
+    pub wanted_id: Option<String>,
+    pub name: String,
+    pub spec: RunSpec,
+    pub params: Option<serde_json::Map<String, Value>>,
+    pub batch_id: Option<String>,
+}
+
+/// Inserts the new records (status queued, supervised by this process) in one locked write,
+/// in order, each under a fresh id; returns the ids.
+pub fn create_records(
     store: &crate::store::Store,
-    wanted: Option<&str>,
-    name: &str,
-    spec: &RunSpec,
-) -> Result<String, CliError> {
+    runs: Vec<NewRun>,
+) -> Result<Vec<String>, CliError> {
     let me = crate::proc_info::me();
-    store
-        .update(|ex| {
-            let id = match wanted {
-                Some(id) if ex.contains(id) => {
+    store.update(|ex| {
+        let mut ids = Vec::new();
+        let mut last_seq = 0;
+        for run in runs {
+            let id = match run.wanted_id {
+                Some(id) if ex.contains(&id) => {
                     return Err(CliError::usage(format!(
                         "run id {id:?} is already taken; pick another --run-id or continue it with `backprop resume {id}`"
                     )));
                 }
-                Some(id) => id.to_string(),
+                Some(id) => id,
                 None => (0..)
-                    .map(|salt| crate::runid::generate(name, salt))
+                    .map(|salt| crate::runid::generate(&run.name, salt))
                     .find(|id| !ex.contains(id))
                     .expect("an unused id exists"),
             };
-            let mut rec = RunRecord::new(id.clone(), name.to_string(), spec.clone(), now_ms());
+            let mut rec = RunRecord::new(id.clone(), run.name, run.spec, now_ms());
+            // Strictly increasing even within one clock tick: arrival order is queue order.
+            rec.queue_seq = rec.queue_seq.max(last_seq + 1);
+            last_seq = rec.queue_seq;
             rec.supervisor = Some(me.clone());
+            rec.params = run.params;
+            rec.batch_id = run.batch_id;
             ex.put(&rec);
-            Ok(id)
-        })?
+            ids.push(id);
+        }
+        Ok(ids)
+    })?
 }
 
 fn working_dir(cwd: Option<&Path>, here: &Path) -> Result<PathBuf, CliError> {
@@ -276,7 +323,7 @@ fn parse_env(pairs: &[String]) -> Result<BTreeMap<String, String>, CliError> {
 }
 
 /// `examples/train.py` → `train`; `torchrun` → `torchrun`.
-fn script_name(script: &str) -> String {
+pub fn script_name(script: &str) -> String {
     let file = Path::new(script)
         .file_name()
         .map(|f| f.to_string_lossy().into_owned())

@@ -1,54 +1,105 @@
-//! `backprop stop <run-id>`: ask the run's supervising backprop (maybe in another terminal)
-//! to stop it gracefully, and wait for it to end.
+//! `backprop stop <run-id | batch-id> | --all`: ask the supervising backprop (maybe in
+//! another terminal) to stop runs gracefully, or to drop them from its queue, and wait for
+//! them to end.
 
 use super::Global;
-use super::common::{CliError, find_run, open_store};
+use super::common::{CliError, open_store};
 use crate::proc_info::{self, Liveness};
+use crate::record::RunRecord;
+use crate::store::StoreError;
 use clap::Args;
 use nix::sys::signal::Signal;
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 #[derive(Args, Debug)]
-#[command(after_help = "Example:\n  backprop stop train-20261123-162900-1a2b")]
+#[command(
+    after_help = "Examples:\n  backprop stop train-20261123-162900-1a2b\n  backprop stop batch-20261123-170000-9f3e\n  backprop stop --all"
+)]
 pub struct StopArgs {
-    /// The run to stop
-    pub run_id: String,
-    /// Return at once instead of waiting for the run to end
+    /// A run id, or a batch id (stops every run of the batch)
+    #[arg(required_unless_present = "all")]
+    pub id: Option<String>,
+    /// Stop every active run of this home
+    #[arg(long, conflicts_with = "id")]
+    pub all: bool,
+    /// Return at once instead of waiting for the runs to end
     #[arg(long)]
     pub no_wait: bool,
 }
 
 pub fn execute(global: &Global, args: StopArgs) -> Result<i32, CliError> {
     let store = open_store()?;
-    let rec = find_run(&store, &args.run_id)?;
-    if !rec.status.is_active() {
+    if let Some(id) = &args.id {
+        crate::runid::validate(id).map_err(|e| CliError::usage(e.to_string()))?;
+    }
+    let records: Vec<RunRecord> = store
+        .read()?
+        .records()
+        .into_iter()
+        .filter_map(Result::ok)
+        .collect();
+    let targets = targets(&records, args.id.as_deref())?;
+    let active: Vec<&RunRecord> = targets
+        .iter()
+        .copied()
+        .filter(|r| r.status.is_active())
+        .collect();
+    if active.is_empty() {
         if !global.quiet {
-            crate::ui::info(&format!(
-                "run {} is not active (status {})",
-                rec.id, rec.status
-            ));
+            for rec in &targets {
+                crate::ui::info(&format!(
+                    "run {} is not active (status {})",
+                    rec.id, rec.status
+                ));
+            }
         }
         return Ok(0);
     }
-    store.update_record(&rec.id, |r| r.stop_requested = true)?;
-    if let Some(sup) = &rec.supervisor
-        && proc_info::liveness(sup, &proc_info::hostname()) == Liveness::Alive
-    {
-        crate::process::signal_pid(sup.pid, Signal::SIGUSR2);
+    let ids: Vec<String> = active.iter().map(|r| r.id.clone()).collect();
+    store.update(|ex| {
+        for id in &ids {
+            if let Ok(mut rec) = ex.record(id) {
+                rec.stop_requested = true;
+                ex.put(&rec);
+            }
+        }
+    })?;
+    let host = proc_info::hostname();
+    let supervisors: BTreeSet<u32> = active
+        .iter()
+        .filter_map(|r| r.supervisor.as_ref())
+        .filter(|s| proc_info::liveness(s, &host) == Liveness::Alive)
+        .map(|s| s.pid)
+        .collect();
+    for pid in supervisors {
+        crate::process::signal_pid(pid, Signal::SIGUSR2);
     }
     if args.no_wait {
         return Ok(0);
     }
-    // The supervisor sends the stop signal, waits the grace period, then kills.
-    let limit = Duration::from_secs_f64(rec.spec.options.grace_seconds) + Duration::from_secs(15);
+    // Each supervisor sends the stop signal, waits the grace period, then kills.
+    let grace = active
+        .iter()
+        .map(|r| r.spec.options.grace_seconds)
+        .fold(0.0, f64::max);
+    let limit = Duration::from_secs_f64(grace) + Duration::from_secs(15);
     let started = Instant::now();
+    let mut left = ids.clone();
     while started.elapsed() < limit {
         std::thread::sleep(Duration::from_millis(200));
         crate::reaper::reap(&store)?;
-        let now = store.get(&rec.id)?;
-        if !now.status.is_active() {
+        let now = store.read()?;
+        left.retain(|id| ex_active(&now, id));
+        if left.is_empty() {
             if !global.quiet {
-                crate::ui::info(&format!("run {} {}", rec.id, now.status));
+                for id in &ids {
+                    let status = now
+                        .record(id)
+                        .map(|r| r.status.to_string())
+                        .unwrap_or_default();
+                    crate::ui::info(&format!("run {id} {status}"));
+                }
             }
             return Ok(0);
         }
@@ -56,9 +107,31 @@ pub fn execute(global: &Global, args: StopArgs) -> Result<i32, CliError> {
     Err(CliError::with_code(
         1,
         format!(
-            "run {} has not ended after {}s; its supervisor may be stuck",
-            rec.id,
+            "{} has not ended after {}s; its supervisor may be stuck",
+            left.join(", "),
             limit.as_secs()
         ),
     ))
+}
+
+fn ex_active(ex: &crate::store::Experiments, id: &str) -> bool {
+    ex.record(id).is_ok_and(|r| r.status.is_active())
+}
+
+/// The runs named: one run, every run of a batch, or (no id) every run.
+fn targets<'a>(records: &'a [RunRecord], id: Option<&str>) -> Result<Vec<&'a RunRecord>, CliError> {
+    let Some(id) = id else {
+        return Ok(records.iter().collect());
+    };
+    if let Some(rec) = records.iter().find(|r| r.id == id) {
+        return Ok(vec![rec]);
+    }
+    let batch: Vec<&RunRecord> = records
+        .iter()
+        .filter(|r| r.batch_id.as_deref() == Some(id))
+        .collect();
+    if batch.is_empty() {
+        return Err(StoreError::NotFound(id.to_string()).into());
+    }
+    Ok(batch)
 }

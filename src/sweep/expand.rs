@@ -338,7 +338,11 @@ fn unknown_key(ctx: Ctx, key: &str, base: &str, own: &[&str]) -> SweepError {
         let (section, leaf) = full.split_once('.').unwrap_or((full, leaf));
         format!(" (did you mean {{\"{section}\": {{\"{leaf}\": …}}}}?)")
     } else {
-        let what = if base.is_empty() { "a sweep file" } else { "a run" };
+        let what = if base.is_empty() {
+            "a sweep file"
+        } else {
+            "a run"
+        };
         format!(
             "; {what} takes {} and config keys (see backprop.config.example.json)",
             own.join(", ")
@@ -367,10 +371,7 @@ fn param_name(ctx: Ctx, name: &str, at: &str) -> Result<(), SweepError> {
 /// A grid or random param must not also be one of the shared `params`.
 fn not_fixed(ctx: Ctx, name: &str, at: &str, fixed: &Params) -> Result<(), SweepError> {
     if fixed.iter().any(|(k, _)| k == name) {
-        return Err(ctx.err(
-            at,
-            "also given in \"params\"; give each param in one place",
-        ));
+        return Err(ctx.err(at, "also given in \"params\"; give each param in one place"));
     }
     Ok(())
 }
@@ -433,9 +434,9 @@ fn grid_params(
         }
         axes.push((name, values));
     }
-    let total = axes
-        .iter()
-        .fold(1u128, |n, (_, values)| n.saturating_mul(values.len() as u128));
+    let total = axes.iter().fold(1u128, |n, (_, values)| {
+        n.saturating_mul(values.len() as u128)
+    });
     if total > MAX_RUNS as u128 {
         return Err(ctx.err(
             "",
@@ -572,12 +573,18 @@ fn build(
         };
         let inherited = label.filter(|l| !at.starts_with(&format!("{l}.")));
         match inherited {
-            Some(l) => ctx.err(at, format!("unknown template {{{name}}} for {l} ({listed})")),
+            Some(l) => ctx.err(
+                at,
+                format!("unknown template {{{name}}} for {l} ({listed})"),
+            ),
             None => ctx.err(at, format!("unknown template {{{name}}} ({listed})")),
         }
     };
 
-    let Some(script) = entry.and_then(|e| e.script.as_ref()).or(top.script.as_ref()) else {
+    let Some(script) = entry
+        .and_then(|e| e.script.as_ref())
+        .or(top.script.as_ref())
+    else {
         let hint = if label.is_some() && ctx.list == "runs" {
             "give one here or at the top level"
         } else {

@@ -15,7 +15,8 @@ use super::json::{self, Json, Params};
 
 const KEYS: &[&str] = &["n", "seed", "params"];
 const DISTRIBUTIONS: &[&str] = &["uniform", "logUniform", "choice", "int"];
-const EXAMPLE: &str = "{\"n\": 8, \"seed\": 1, \"params\": {\"lr\": {\"logUniform\": [1e-4, 1e-1]}}}";
+const EXAMPLE: &str =
+    "{\"n\": 8, \"seed\": 1, \"params\": {\"lr\": {\"logUniform\": [1e-4, 1e-1]}}}";
 
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Dist {
@@ -48,7 +49,16 @@ pub(crate) fn parse(
     for (key, value) in entries {
         let here = key_at(at, key);
         match key.as_str() {
-            "n" => n = Some(json::whole(ctx, value, &here, 1, MAX_RUNS as u64, "the number of runs")?),
+            "n" => {
+                n = Some(json::whole(
+                    ctx,
+                    value,
+                    &here,
+                    1,
+                    MAX_RUNS as u64,
+                    "the number of runs",
+                )?)
+            }
             "seed" => seed = json::whole(ctx, value, &here, 0, u64::MAX, "a seed")?,
             "params" => params = Some((here, value)),
             _ => {
@@ -74,7 +84,12 @@ pub(crate) fn parse(
             format!("no \"params\": give each param a distribution, like {EXAMPLE}"),
         ));
     };
-    let entries = json::object(ctx, params, &params_at, "{\"lr\": {\"logUniform\": [1e-4, 1e-1]}}")?;
+    let entries = json::object(
+        ctx,
+        params,
+        &params_at,
+        "{\"lr\": {\"logUniform\": [1e-4, 1e-1]}}",
+    )?;
     if entries.is_empty() {
         return Err(ctx.err(
             &params_at,
@@ -114,7 +129,11 @@ fn distribution(ctx: Ctx, value: &Json, at: &str) -> Result<Dist, SweepError> {
             format!(
                 "needs exactly one distribution, got {} ({}); {choose}",
                 entries.len(),
-                if names.is_empty() { "none".to_string() } else { names.join(", ") }
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                }
             ),
         ));
     };

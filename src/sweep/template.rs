@@ -159,7 +159,10 @@ pub(crate) fn float_text(value: f64) -> String {
             format!(".{others}")
         };
         let exponent_sign = if exponent < 0 { '-' } else { '+' };
-        format!("{sign}{first}{fraction}e{exponent_sign}{:02}", exponent.abs())
+        format!(
+            "{sign}{first}{fraction}e{exponent_sign}{:02}",
+            exponent.abs()
+        )
     }
 }
 
@@ -205,14 +208,20 @@ mod tests {
     #[test]
     fn templates_parse_and_render() {
         let params: Params = vec![
-            ("lr".into(), Json::Number(serde_json::Number::from_f64(0.1).unwrap())),
+            (
+                "lr".into(),
+                Json::Number(serde_json::Number::from_f64(0.1).unwrap()),
+            ),
             ("bs".into(), Json::Number(32.into())),
         ];
         let t = Template::parse("lr{lr}-bs{bs}").unwrap();
         assert_eq!(t.render(&params).unwrap(), "lr0.1-bs32");
         let t = Template::parse("{{\"lr\": {lr}}}").unwrap();
         assert_eq!(t.render(&params).unwrap(), "{\"lr\": 0.1}");
-        assert_eq!(Template::parse("{{}}").unwrap().render(&params).unwrap(), "{}");
+        assert_eq!(
+            Template::parse("{{}}").unwrap().render(&params).unwrap(),
+            "{}"
+        );
         assert_eq!(Template::parse("").unwrap().render(&params).unwrap(), "");
         assert_eq!(
             Template::parse("é{lr}ü").unwrap().render(&params).unwrap(),

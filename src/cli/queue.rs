@@ -1,0 +1,358 @@
+//! `backprop queue [sweep.json]`: run a batch (grid, random search, explicit runs, or the
+//! config's `experiments`) through the admission queue, then print a summary.
+
+use super::Global;
+use super::common::{
+    CliError, duration_text, load_config, load_config_with, loss_text, open_store, print_json,
+};
+use super::flags::Flags;
+use super::run::{NewRun, create_records, current_dir, script_name, spec_for};
+use super::table;
+use crate::actors::run_jobs;
+use crate::actors::supervisor::Job;
+use crate::config::{self, Executor, FlagValue};
+use crate::continuation::{Plan, Rounds};
+use crate::outcome::{EXIT_STOPPED, Outcome};
+use crate::record::{RunRecord, RunSpec, Status};
+use crate::sweep::{self, Batch, PlannedRun};
+use clap::Args;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Examples:\n  backprop queue sweep.json --dry-run\n  backprop queue sweep.json -p 2 --rounds 3\n  backprop queue            # the `experiments` of backprop.config.json\n\nA sweep file:\n  {\"script\": \"train.py\", \"args\": [\"--lr\", \"{lr}\"], \"grid\": {\"lr\": [0.1, 0.01]},\n   \"name\": \"lr{lr}\", \"maxRunMinutes\": 5, \"maxParallel\": 2}"
+)]
+pub struct QueueArgs {
+    /// The sweep file; without it, the `experiments` of the config file
+    pub file: Option<PathBuf>,
+    /// Print the expanded runs without running anything
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Runs active at once across this home
+    #[arg(short = 'p', long, value_name = "N")]
+    pub max_parallel: Option<u32>,
+    /// Timebox of each attempt, in minutes or as a duration
+    #[arg(short = 'm', long, value_name = "MIN")]
+    pub max_run_minutes: Option<String>,
+    /// A timeboxed run with a checkpoint goes back in the queue, up to N rounds in all
+    #[arg(long, value_name = "N")]
+    pub rounds: Option<u32>,
+    /// Rounds until every run completes, fails or spends --max-total-minutes
+    #[arg(long)]
+    pub until_done: bool,
+    /// Active time one run may spend over all its rounds
+    #[arg(long, value_name = "MIN")]
+    pub max_total_minutes: Option<String>,
+    /// Restart a failed attempt from its latest checkpoint up to N times
+    #[arg(long, value_name = "N")]
+    pub max_restarts: Option<u32>,
+    /// GPUs per run (0 = CPU only)
+    #[arg(long, value_name = "N")]
+    pub gpus: Option<u32>,
+    /// Refuse runs at once (status rejected) instead of waiting for resources
+    #[arg(long)]
+    pub no_wait: bool,
+}
+
+impl QueueArgs {
+    fn flags(&self) -> Vec<FlagValue> {
+        let mut f = Flags::default();
+        f.add(
+            "--max-parallel",
+            "maxParallel",
+            self.max_parallel.map(Value::from),
+        );
+        f.add_text(
+            "--max-run-minutes",
+            "maxRunMinutes",
+            self.max_run_minutes.as_ref(),
+        );
+        f.add(
+            "--max-restarts",
+            "maxRestarts",
+            self.max_restarts.map(Value::from),
+        );
+        f.add("--gpus", "gpusPerRun", self.gpus.map(Value::from));
+        f.into_vec()
+    }
+}
+
+/// One run of the batch, resolved.
+struct Resolved {
+    name: String,
+    spec: RunSpec,
+    params: serde_json::Map<String, Value>,
+    config: config::Config,
+}
+
+pub fn execute(global: &Global, args: QueueArgs) -> Result<i32, CliError> {
+    let flags = args.flags();
+    let base = load_config(global, flags.clone())?;
+    let batch = match &args.file {
+        Some(path) => sweep::load_file(path).map_err(|e| CliError::usage(e.to_string()))?,
+        None => {
+            let origin = base
+                .file()
+                .map(|f| f.display().to_string())
+                .unwrap_or_else(|| config::FILE_NAME.to_string());
+            if base.config.experiments.is_empty() {
+                return Err(CliError::usage(format!(
+                    "no sweep file given and {origin} has no `experiments`; usage: backprop queue <sweep.json>"
+                )));
+            }
+            sweep::from_experiments(&base.config.experiments, &origin)
+                .map_err(|e| CliError::usage(e.to_string()))?
+        }
+    };
+    if batch.runs.is_empty() {
+        return Err(CliError::usage("the batch has no runs"));
+    }
+    // Batch-level settings (admission, polling) come from the batch's own overrides too.
+    let batch_config = load_with(global, &batch.overrides, &[], &flags)?;
+    if batch_config.executor != Executor::Local {
+        return Err(CliError::usage(
+            "the slurm executor is not available in this version; use --executor local",
+        ));
+    }
+    let here = current_dir()?;
+    let resolved: Vec<Resolved> = batch
+        .runs
+        .iter()
+        .map(|run| resolve(global, &batch, run, &flags, &here))
+        .collect::<Result<_, _>>()?;
+    if args.dry_run {
+        print_plan(global, &resolved);
+        return Ok(0);
+    }
+
+    let rounds = if args.until_done || batch.until_done {
+        Rounds::UntilDone
+    } else {
+        match args.rounds.or(batch.rounds) {
+            Some(n) if n > 1 => Rounds::Limited(n),
+            _ => Rounds::Off,
+        }
+    };
+    let max_total = match &args.max_total_minutes {
+        Some(text) => Some(
+            text.parse::<config::Minutes>()
+                .map_err(|e| CliError::usage(format!("--max-total-minutes {text:?}: {e}")))?
+                .duration(),
+        ),
+        None => batch.max_total,
+    };
+    let store = open_store()?;
+    let batch_id = crate::runid::generate("batch", std::process::id());
+    let new_runs = resolved
+        .iter()
+        .map(|r| NewRun {
+            wanted_id: None,
+            name: r.name.clone(),
+            spec: r.spec.clone(),
+            params: Some(r.params.clone()),
+            batch_id: Some(batch_id.clone()),
+        })
+        .collect();
+    let ids = create_records(&store, new_runs)?;
+    if !global.quiet {
+        crate::ui::info(&format!(
+            "batch {batch_id}: {} runs, at most {} at once",
+            ids.len(),
+            batch_config.max_parallel
+        ));
+    }
+    let jobs = ids
+        .iter()
+        .zip(&resolved)
+        .map(|(id, r)| Job {
+            run_id: id.clone(),
+            spec: r.spec.clone(),
+            attempt: 1,
+            resume_from: None,
+            max_run: r.config.max_run_minutes.duration(),
+            no_wait: args.no_wait,
+            plan: Plan {
+                rounds,
+                max_total,
+                ..Plan::once(r.config.max_restarts)
+            },
+        })
+        .collect();
+    let results = run_jobs(
+        store.clone(),
+        super::resume::system_config(global, &batch_config),
+        jobs,
+    );
+    let records: Vec<RunRecord> = ids.iter().filter_map(|id| store.get(id).ok()).collect();
+    print_summary(global, &batch_id, &records, &results);
+    Ok(exit_code(&results))
+}
+
+/// The config of one run: defaults < file < env < the batch's keys < the run's keys < flags.
+fn load_with(
+    global: &Global,
+    batch: &[config::Override],
+    run: &[config::Override],
+    flags: &[FlagValue],
+) -> Result<config::Config, CliError> {
+    let overrides = batch.iter().chain(run).cloned().collect();
+    Ok(load_config_with(global, overrides, flags.to_vec())?.config)
+}
+
+fn resolve(
+    global: &Global,
+    batch: &Batch,
+    run: &PlannedRun,
+    flags: &[FlagValue],
+    here: &Path,
+) -> Result<Resolved, CliError> {
+    let config = load_with(global, &batch.overrides, &run.overrides, flags)?;
+    let cwd = run.cwd.as_deref().map(Path::new);
+    let spec = spec_for(
+        &run.script,
+        run.args.clone(),
+        &config,
+        cwd,
+        run.env.clone(),
+        here,
+    )
+    .map_err(|e| CliError::with_code(e.code, format!("run {:?}: {}", run.name, e.message)))?;
+    let name = if run.name.is_empty() {
+        script_name(&run.script)
+    } else {
+        run.name.clone()
+    };
+    Ok(Resolved {
+        name,
+        spec,
+        params: run.params.clone(),
+        config,
+    })
+}
+
+fn print_plan(global: &Global, runs: &[Resolved]) {
+    if global.json {
+        let plan: Vec<Value> = runs
+            .iter()
+            .map(|r| {
+                json!({
+                    "name": r.name,
+                    "program": r.spec.program,
+                    "interpreter": r.spec.interpreter,
+                    "args": r.spec.args,
+                    "params": r.params,
+                    "cwd": r.spec.cwd,
+                    "env": r.spec.env,
+                    "options": r.spec.options,
+                })
+            })
+            .collect();
+        print_json(&plan);
+        return;
+    }
+    let rows: Vec<Vec<String>> = runs
+        .iter()
+        .map(|r| {
+            let mut command: Vec<String> = r.spec.interpreter.iter().cloned().collect();
+            command.push(r.spec.program.clone());
+            command.extend(r.spec.args.iter().cloned());
+            vec![
+                r.name.clone(),
+                command.join(" "),
+                duration_text((r.spec.options.max_run_seconds * 1000.0) as u64),
+                Value::Object(r.params.clone()).to_string(),
+            ]
+        })
+        .collect();
+    println!(
+        "{}",
+        table::render(&["NAME", "COMMAND", "TIMEBOX", "PARAMS"], &rows)
+    );
+    println!("{} runs (dry run: nothing started)", runs.len());
+}
+
+/// Best loss first; runs without a loss last.
+fn print_summary(
+    global: &Global,
+    batch_id: &str,
+    records: &[RunRecord],
+    results: &[(String, Outcome)],
+) {
+    let mut sorted: Vec<&RunRecord> = records.iter().collect();
+    sorted.sort_by(|a, b| {
+        let key = |r: &RunRecord| r.last_loss.filter(|l| l.is_finite());
+        match (key(a), key(b)) {
+            (Some(x), Some(y)) => x.total_cmp(&y),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => a.name.cmp(&b.name),
+        }
+    });
+    if global.json {
+        let runs: Vec<Value> = sorted
+            .iter()
+            .map(|r| {
+                json!({
+                    "id": r.id,
+                    "name": r.name,
+                    "status": r.status,
+                    "attempts": r.attempts.len(),
+                    "activeMs": r.active_ms,
+                    "lastStep": r.last_step,
+                    "lastLoss": r.last_loss,
+                    "params": r.params,
+                    "exitCode": results.iter().find(|(id, _)| *id == r.id).map(|(_, o)| o.exit_code),
+                })
+            })
+            .collect();
+        print_json(&json!({ "batchId": batch_id, "runs": runs }));
+        return;
+    }
+    let rows: Vec<Vec<String>> = sorted
+        .iter()
+        .map(|r| {
+            vec![
+                r.id.clone(),
+                r.name.clone(),
+                r.status.to_string(),
+                r.attempts.len().to_string(),
+                duration_text(r.active_ms),
+                r.last_step
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                loss_text(r.last_loss),
+                r.params
+                    .as_ref()
+                    .map(|p| Value::Object(p.clone()).to_string())
+                    .unwrap_or_default(),
+            ]
+        })
+        .collect();
+    println!(
+        "{}",
+        table::render(
+            &[
+                "ID", "NAME", "STATUS", "ATTEMPTS", "ACTIVE", "STEP", "LOSS", "PARAMS"
+            ],
+            &rows
+        )
+    );
+}
+
+/// 0 when every run completed or was timeboxed; 130 when stopped by the user; else 1.
+fn exit_code(results: &[(String, Outcome)]) -> i32 {
+    if results
+        .iter()
+        .any(|(_, o)| o.status == Status::Stopped && o.reason == "user")
+    {
+        EXIT_STOPPED
+    } else if results
+        .iter()
+        .all(|(_, o)| matches!(o.status, Status::Completed | Status::Timeboxed))
+    {
+        0
+    } else {
+        1
+    }
+}
