@@ -6,12 +6,26 @@ use std::io::{self, Write};
 
 pub struct RawFd(libc::c_int);
 
-pub fn stdout() -> RawFd {
-    RawFd(1)
+/// A script's output on its way to our stdout/stderr: written around the live view's lines.
+pub struct Console(RawFd);
+
+pub fn stdout() -> Console {
+    Console(RawFd(1))
 }
 
-pub fn stderr() -> RawFd {
-    RawFd(2)
+pub fn stderr() -> Console {
+    Console(RawFd(2))
+}
+
+impl Write for Console {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        crate::view::write_around_live(&mut self.0, buf)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 impl Write for RawFd {

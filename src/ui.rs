@@ -1,14 +1,16 @@
 //! backprop's own messages to the user. They go to stderr so that stdout carries only the
 //! script's output (or `--json` data).
 
+use crate::view::live_print as print;
+
 pub fn warn(message: &str) {
-    eprintln!("backprop: warning: {message}");
+    print(&format!("backprop: warning: {message}"));
 }
 
 pub fn error(message: &str) {
-    eprintln!("backprop: error: {message}");
+    print(&format!("backprop: error: {message}"));
 }
 
 pub fn info(message: &str) {
-    eprintln!("backprop: {message}");
+    print(&format!("backprop: {message}"));
 }

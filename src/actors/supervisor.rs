@@ -12,9 +12,11 @@ use crate::outcome::{EXIT_NOT_FOUND, EXIT_REFUSED, EXIT_STOPPED, Outcome, StopCa
 use crate::record::{Attempt, RunSpec, Status};
 use crate::resources::Verdict;
 use crate::store::Store;
+use crate::view::{LineState, RunLine, View};
 use actix::prelude::*;
 use nix::sys::signal::Signal;
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::oneshot;
@@ -41,6 +43,7 @@ pub struct Settings {
     pub quiet: bool,
     /// Scripts' stdout goes to stderr, leaving stdout to `--json` data.
     pub stdout_to_stderr: bool,
+    pub view: Arc<View>,
     pub max_temp_c: f64,
     pub resume_temp_c: f64,
     /// `gpu.memoryLimitAction` is `stop`.
@@ -180,14 +183,22 @@ impl Supervisor {
         }));
     }
 
-    /// Records why a run waits (only when the reason changes) and tells the user once.
+    /// Records why a run waits (only when the reason changes) and shows it.
     fn wait(&mut self, run_id: &str, why: String) {
         if self.waiting_reason.get(run_id) == Some(&why) {
             return;
         }
-        if !self.settings.quiet {
-            crate::ui::info(&format!("{run_id} waits: {why}"));
-        }
+        self.settings.view.update(&RunLine {
+            run_id: run_id.to_string(),
+            state: LineState::Waiting(why.clone()),
+            step: None,
+            loss: None,
+            total: None,
+            steps_per_sec: None,
+            active: Duration::ZERO,
+            limit: Duration::ZERO,
+            gpus: Vec::new(),
+        });
         let reason = why.clone();
         self.update(run_id, move |rec| {
             rec.status = Status::Queued;
@@ -204,6 +215,7 @@ impl Supervisor {
     /// Ends a run that did not (or could not) start this attempt: the record says so, and
     /// this process's result for it is kept.
     fn end_unstarted(&mut self, run_id: &str, status: Status, reason: &str, exit_code: i32) {
+        self.settings.view.finish(run_id);
         let recorded = reason.to_string();
         self.update(run_id, move |rec| rec.finish(status, &recorded, now_ms()));
         self.results.push((
@@ -218,6 +230,7 @@ impl Supervisor {
 
     fn start(&mut self, job: Job, lease: Lease, ctx: &mut Context<Self>) {
         self.waiting_reason.remove(&job.run_id);
+        self.settings.view.finish(&job.run_id);
         let run_dir = match self.store.ensure_run_dir(&job.run_id) {
             Ok(dir) => dir,
             Err(e) => {
@@ -279,6 +292,7 @@ impl Supervisor {
             self.store_actor.clone(),
             self.governor.clone(),
             ctx.address().recipient(),
+            self.settings.view.clone(),
         )
         .start();
         self.active.insert(job.run_id.clone(), (worker, job));

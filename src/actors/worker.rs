@@ -15,18 +15,20 @@ use crate::record::{AttemptEvent, RunSpec, Status};
 use crate::resources::Snapshot;
 use crate::store::private_file;
 use crate::thermal;
+use crate::view::{LineState, RunLine, View};
 use actix::prelude::*;
 use nix::sys::signal::Signal;
 use std::fs::{File, OpenOptions};
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long to wait for the output pipes to close after the child exited and its group was
 /// killed (a daemon that left the group may hold them open forever).
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
-/// The plain progress line appears at most this often.
-const REPORT_EVERY: Duration = Duration::from_secs(5);
+/// Steps per second are measured over this window.
+const RATE_WINDOW: Duration = Duration::from_secs(10);
 
 /// Everything a Worker needs to run one attempt.
 #[derive(Clone, Debug)]
@@ -114,7 +116,9 @@ pub struct Worker {
     drain_expired: bool,
     cuda_oom: bool,
     progress: ProgressUpdate,
-    last_report: Option<Instant>,
+    view: Arc<View>,
+    rate_samples: Vec<(Instant, u64)>,
+    clock_origin: Instant,
     finished: bool,
 }
 
@@ -124,6 +128,7 @@ impl Worker {
         store: Addr<StoreActor>,
         governor: Addr<Governor>,
         supervisor: Recipient<WorkerExited>,
+        view: Arc<View>,
     ) -> Worker {
         let progress = ProgressUpdate {
             id: attempt.run_id.clone(),
@@ -148,7 +153,9 @@ impl Worker {
             drain_expired: false,
             cuda_oom: false,
             progress,
-            last_report: None,
+            view,
+            rate_samples: Vec::new(),
+            clock_origin: Instant::now(),
             finished: false,
         }
     }
@@ -332,6 +339,7 @@ impl Worker {
         }
         self.record_event("pause", format!("thermal: {why}"), Some(Status::Paused));
         self.thermal_pause = Some(why);
+        self.show();
     }
 
     fn resume(&mut self, ctx: &mut Context<Self>, why: String) {
@@ -343,6 +351,7 @@ impl Worker {
             crate::ui::info(&format!("{} resumed: {why}", self.attempt.run_id));
         }
         self.record_event("resume", why, Some(Status::Running));
+        self.show();
     }
 
     /// The run's GPUs in a fresh snapshot: thermal pause/resume, memory limit, and a sample
@@ -403,30 +412,42 @@ impl Worker {
         }
     }
 
-    fn report(&mut self, force: bool) {
-        if self.attempt.quiet {
-            return;
+    /// Shows the run's live line (the view throttles plain output itself).
+    fn show(&mut self) {
+        let now = Instant::now();
+        if let Some(step) = self.progress.step
+            && self.rate_samples.last().is_none_or(|(_, s)| *s != step)
+        {
+            self.rate_samples.push((now, step));
         }
-        let due = self.last_report.is_none_or(|t| t.elapsed() >= REPORT_EVERY);
-        if !(due || force) {
-            return;
-        }
-        self.last_report = Some(Instant::now());
-        let mut line = format!("backprop: {}", self.attempt.run_id);
-        if let Some(step) = self.progress.step {
-            line.push_str(&format!(" step {step}"));
-        }
-        if let Some(loss) = self.progress.loss {
-            line.push_str(&format!(" loss {loss:.4}"));
-        }
-        let active = Duration::from_secs(self.clock.elapsed().as_secs());
-        let limit = Duration::from_secs(self.attempt.max_run.as_secs_f64().ceil() as u64);
-        line.push_str(&format!(
-            " | {} of {}",
-            humantime::format_duration(active),
-            humantime::format_duration(limit)
-        ));
-        eprintln!("{line}");
+        // Steps per second over the last ~10 s.
+        self.rate_samples
+            .retain(|(t, _)| now.duration_since(*t) <= RATE_WINDOW);
+        let samples: Vec<(f64, u64)> = self
+            .rate_samples
+            .iter()
+            .map(|(t, s)| (t.duration_since(self.clock_origin).as_secs_f64(), *s))
+            .collect();
+        let total = ["total_steps", "total"]
+            .iter()
+            .find_map(|k| self.progress.metrics.get(*k))
+            .filter(|t| t.is_finite() && **t > 0.0)
+            .map(|t| *t as u64);
+        let state = match &self.thermal_pause {
+            Some(why) => LineState::Paused(why.clone()),
+            None => LineState::Running,
+        };
+        self.view.update(&RunLine {
+            run_id: self.attempt.run_id.clone(),
+            state,
+            step: self.progress.step,
+            loss: self.progress.loss,
+            total,
+            steps_per_sec: crate::view::rate(&samples),
+            active: self.clock.elapsed(),
+            limit: self.attempt.max_run,
+            gpus: self.attempt.lease.gpus.clone(),
+        });
     }
 
     fn maybe_finish(&mut self, ctx: &mut Context<Self>) {
@@ -456,6 +477,7 @@ impl Worker {
         if let Some(guard) = self.guard.take() {
             guard.release();
         }
+        self.view.finish(&self.attempt.run_id);
         self.supervisor.do_send(WorkerExited {
             run_id: self.attempt.run_id.clone(),
             outcome: Ok(outcome),
@@ -495,6 +517,12 @@ impl Actor for Worker {
             }),
         });
         self.arm_timebox(ctx);
+        self.show();
+        ctx.run_interval(Duration::from_secs(1), |act, _| {
+            if act.exit.is_none() {
+                act.show();
+            }
+        });
         if self.attempt.gpu_watch.is_some() {
             self.governor.do_send(Watch(ctx.address().recipient()));
         }
@@ -525,7 +553,7 @@ impl Handler<StdoutBatch> for Worker {
             self.progress.metrics.extend(progress.metrics);
             self.progress.active_ms = self.clock.elapsed().as_millis() as u64;
             self.store.do_send(self.progress.clone());
-            self.report(false);
+            self.show();
         }
         for path in batch.checkpoints {
             let absolute = absolute_in(&self.attempt.spec.cwd, &path);

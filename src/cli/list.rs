@@ -5,14 +5,41 @@ use super::common::{
     CliError, duration_text, loss_text, open_store_for_reading, print_json, time_text,
 };
 use super::table;
-use crate::record::RunRecord;
+use crate::record::{RunRecord, Status};
 use clap::Args;
 
 #[derive(Args, Debug)]
-#[command(after_help = "Example:\n  backprop list\n  backprop list --json | python3 -m json.tool")]
-pub struct ListArgs {}
+#[command(
+    after_help = "Examples:\n  backprop list\n  backprop list --status running --limit 5\n  backprop list --name 'lr0.1-*'\n  backprop list --json | python3 -m json.tool"
+)]
+pub struct ListArgs {
+    /// Only runs with this status (queued, running, paused, completed, failed, timeboxed, stopped, rejected, lost)
+    #[arg(long, value_name = "STATUS")]
+    pub status: Option<String>,
+    /// At most this many runs (the newest)
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// Only runs whose name (or id) matches this glob, e.g. 'lr0.1-*'
+    #[arg(long, value_name = "GLOB")]
+    pub name: Option<String>,
+}
 
-pub fn execute(global: &Global, _args: ListArgs) -> Result<i32, CliError> {
+pub fn execute(global: &Global, args: ListArgs) -> Result<i32, CliError> {
+    let status: Option<Status> = match &args.status {
+        Some(text) => Some(serde_json::from_value(serde_json::Value::from(text.to_ascii_lowercase())).map_err(|_| {
+            CliError::usage(format!(
+                "--status {text:?} is not a status; use one of queued, running, paused, completed, failed, timeboxed, stopped, rejected, lost"
+            ))
+        })?),
+        None => None,
+    };
+    let pattern =
+        match &args.name {
+            Some(glob) => Some(glob::Pattern::new(glob).map_err(|e| {
+                CliError::usage(format!("--name {glob:?} is not a valid glob: {e}"))
+            })?),
+            None => None,
+        };
     let store = open_store_for_reading()?;
     let mut records = Vec::new();
     for rec in store.read()?.records() {
@@ -22,15 +49,29 @@ pub fn execute(global: &Global, _args: ListArgs) -> Result<i32, CliError> {
         }
     }
     sort_newest_first(&mut records);
+    records.retain(|r| status.is_none_or(|s| r.status == s));
+    records.retain(|r| {
+        pattern
+            .as_ref()
+            .is_none_or(|p| p.matches(&r.name) || p.matches(&r.id))
+    });
+    if let Some(limit) = args.limit {
+        records.truncate(limit);
+    }
     if global.json {
         print_json(&records);
         return Ok(0);
     }
     if records.is_empty() {
-        println!("no runs yet; start one with: backprop run examples/train.py");
+        if args.status.is_some() || args.name.is_some() {
+            println!("no runs match");
+        } else {
+            println!("no runs yet; start one with: backprop run examples/train.py");
+        }
         return Ok(0);
     }
-    let rows: Vec<Vec<String>> = records.iter().map(row).collect();
+    let colour = table::colour();
+    let rows: Vec<Vec<String>> = records.iter().map(|r| row(r, colour)).collect();
     println!(
         "{}",
         table::render(
@@ -47,11 +88,11 @@ pub fn sort_newest_first(records: &mut [RunRecord]) {
     records.sort_by_key(|r| std::cmp::Reverse(r.created_time.max(r.start_time.unwrap_or(0))));
 }
 
-fn row(rec: &RunRecord) -> Vec<String> {
+fn row(rec: &RunRecord, colour: bool) -> Vec<String> {
     vec![
         rec.id.clone(),
         rec.name.clone(),
-        rec.status.to_string(),
+        table::status_text(rec.status, colour),
         duration_text(rec.active_ms),
         rec.last_step
             .map(|s| s.to_string())

@@ -1,6 +1,8 @@
 //! The command line: parse, hand over to one file per subcommand, map errors to exit codes.
 
 mod common;
+mod completions;
+mod config;
 mod flags;
 mod list;
 mod logs;
@@ -57,6 +59,10 @@ pub enum Command {
     Stop(stop::StopArgs),
     /// A run's captured output
     Logs(logs::LogsArgs),
+    /// The effective configuration and the source of every value
+    Config(config::ConfigArgs),
+    /// A shell completion script
+    Completions(completions::CompletionsArgs),
     #[command(name = "__guard", hide = true)]
     Guard { pgid: u32 },
 }
@@ -94,6 +100,8 @@ pub fn main() -> i32 {
         Command::Status(args) => status::execute(&global, args),
         Command::Stop(args) => stop::execute(&global, args),
         Command::Logs(args) => logs::execute(&global, args),
+        Command::Config(args) => config::execute(&global, args),
+        Command::Completions(args) => completions::execute(&global, args),
         Command::Guard { pgid } => Ok(crate::guard::run_guard(pgid)),
     };
     match result {

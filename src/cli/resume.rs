@@ -12,6 +12,7 @@ use crate::outcome::EXIT_NOT_FOUND;
 use crate::record::{RunOptions, Status};
 use crate::resources::Thresholds;
 use crate::store::Store;
+use crate::view::{Mode, View};
 use clap::Args;
 use std::path::Path;
 use std::time::Duration;
@@ -159,6 +160,7 @@ pub fn system_config(global: &Global, config: &Config) -> SystemConfig {
             echo_protocol: global.verbose > 0,
             quiet: global.quiet,
             stdout_to_stderr: global.json,
+            view: View::new(Mode::detect(global.quiet)),
             max_temp_c: config.gpu.max_temp_c,
             resume_temp_c: config.gpu.resume_temp_c(),
             stop_over_memory_limit: config.gpu.memory_limit_action == MemoryLimitAction::Stop,

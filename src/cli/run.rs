@@ -2,7 +2,7 @@
 
 use super::Global;
 use super::common::{CliError, load_config, open_store};
-use super::flags::Flags;
+use super::flags::ConfigFlags;
 use crate::actors::supervisor::Job;
 use crate::clock::now_ms;
 use crate::config::Config;
@@ -23,15 +23,8 @@ use std::time::Duration;
 pub struct RunArgs {
     /// The script (.py runs with the interpreter) or any executable / command on PATH
     pub script: Option<String>,
-    /// Timebox in minutes (a number) or a duration like 90s, 2h [default: 10]
-    #[arg(short = 'm', long, value_name = "MIN")]
-    pub max_run_minutes: Option<String>,
-    /// pytorch | tensorflow | jax | auto
-    #[arg(short = 'f', long)]
-    pub framework: Option<String>,
-    /// Tell the script to checkpoint every N minutes (BACKPROP_CHECKPOINT_EVERY_SECONDS)
-    #[arg(short = 'c', long, value_name = "MIN")]
-    pub checkpoint_every_minutes: Option<String>,
+    #[command(flatten)]
+    pub config: ConfigFlags,
     /// Start from this checkpoint (passed as --resume-from and BACKPROP_RESUME_FROM)
     #[arg(short = 'r', long, value_name = "PATH")]
     pub resume_from: Option<PathBuf>,
@@ -41,33 +34,6 @@ pub struct RunArgs {
     /// A name for the run [default: the script's name]
     #[arg(short = 'n', long)]
     pub name: Option<String>,
-    /// GPU memory limit: 80% of the GPU, or 8 (GB)
-    #[arg(short = 'g', long, value_name = "LIMIT")]
-    pub gpu_memory_limit: Option<String>,
-    /// How many runs may be active at once across this home
-    #[arg(short = 'p', long, value_name = "N")]
-    pub max_parallel: Option<u32>,
-    /// Minimum free RAM to start, in GB [default: 4]
-    #[arg(long, value_name = "GB")]
-    pub min_free_ram: Option<f64>,
-    /// auto | nvml | nvidia-smi | none
-    #[arg(long, value_name = "PROBE")]
-    pub gpu_probe: Option<String>,
-    /// Minimum free VRAM on a GPU to start, in MB [default: 2500]
-    #[arg(long, value_name = "MB")]
-    pub gpu_min_vram: Option<u64>,
-    /// Maximum GPU temperature in °C [default: 85]
-    #[arg(long, value_name = "C")]
-    pub gpu_max_temp: Option<f64>,
-    /// GPUs per run (0 = CPU only)
-    #[arg(long, value_name = "N")]
-    pub gpus: Option<u32>,
-    /// Time between the stop signal and SIGKILL, e.g. 30s [default: 30s]
-    #[arg(long, value_name = "DURATION")]
-    pub grace: Option<String>,
-    /// Interpreter for .py scripts [default: python3]
-    #[arg(long)]
-    pub interpreter: Option<String>,
     /// Working directory of the script [default: the current directory]
     #[arg(long)]
     pub cwd: Option<PathBuf>,
@@ -77,88 +43,13 @@ pub struct RunArgs {
     /// Refuse at once (exit 75) instead of waiting for resources
     #[arg(long)]
     pub no_wait: bool,
-    /// Restart a failed attempt from its latest checkpoint up to N times
-    #[arg(long, value_name = "N")]
-    pub max_restarts: Option<u32>,
-    /// local | slurm
-    #[arg(long)]
-    pub executor: Option<String>,
     /// Arguments for the script, after `--`
     #[arg(last = true)]
     pub args: Vec<String>,
 }
 
-impl RunArgs {
-    fn flags(&self) -> Flags {
-        let mut f = Flags::default();
-        f.add_text(
-            "--max-run-minutes",
-            "maxRunMinutes",
-            self.max_run_minutes.as_ref(),
-        );
-        f.add(
-            "--framework",
-            "framework",
-            self.framework.clone().map(Value::from),
-        );
-        f.add_text(
-            "--checkpoint-every-minutes",
-            "checkpointEveryMinutes",
-            self.checkpoint_every_minutes.as_ref(),
-        );
-        f.add_text(
-            "--gpu-memory-limit",
-            "gpuMemoryLimit",
-            self.gpu_memory_limit.as_ref(),
-        );
-        f.add(
-            "--max-parallel",
-            "maxParallel",
-            self.max_parallel.map(Value::from),
-        );
-        f.add(
-            "--min-free-ram",
-            "minFreeRamGB",
-            self.min_free_ram.map(Value::from),
-        );
-        f.add(
-            "--gpu-probe",
-            "gpu.probe",
-            self.gpu_probe.clone().map(Value::from),
-        );
-        f.add(
-            "--gpu-min-vram",
-            "gpu.minFreeVramMB",
-            self.gpu_min_vram.map(Value::from),
-        );
-        f.add(
-            "--gpu-max-temp",
-            "gpu.maxTempC",
-            self.gpu_max_temp.map(Value::from),
-        );
-        f.add("--gpus", "gpusPerRun", self.gpus.map(Value::from));
-        f.add_text("--grace", "gracePeriod", self.grace.as_ref());
-        f.add(
-            "--interpreter",
-            "interpreter",
-            self.interpreter.clone().map(Value::from),
-        );
-        f.add(
-            "--max-restarts",
-            "maxRestarts",
-            self.max_restarts.map(Value::from),
-        );
-        f.add(
-            "--executor",
-            "executor",
-            self.executor.clone().map(Value::from),
-        );
-        f
-    }
-}
-
 pub fn execute(global: &Global, args: RunArgs) -> Result<i32, CliError> {
-    let loaded = load_config(global, args.flags().into_vec())?;
+    let loaded = load_config(global, args.config.flags())?;
     let config = &loaded.config;
     if config.executor != crate::config::Executor::Local {
         return Err(CliError::usage(

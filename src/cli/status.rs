@@ -97,7 +97,7 @@ pub fn execute(global: &Global, args: StatusArgs) -> Result<i32, CliError> {
         .map(|r| {
             vec![
                 r.id.clone(),
-                r.status.to_string(),
+                table::status_text(r.status, table::colour()),
                 duration_text(r.active_ms),
                 r.last_step
                     .map(|s| s.to_string())

@@ -1,36 +1,73 @@
-//! Plain aligned columns for `list` and `status`.
+//! Tables for `list`, `status` and `queue`: aligned columns (comfy-table), statuses in colour
+//! on a terminal unless NO_COLOR is set.
+
+use crate::record::Status;
+use comfy_table::{ContentArrangement, Table, presets};
+use std::io::IsTerminal;
 
 pub fn render(headers: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    let mut table = Table::new();
+    table
+        .load_style(presets::NOTHING)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(headers.iter().copied());
     for row in rows {
-        for (i, cell) in row.iter().enumerate() {
-            widths[i] = widths[i].max(cell.chars().count());
-        }
+        table.add_row(row.iter().map(String::as_str));
     }
-    let line = |cells: Vec<&str>| {
-        let padded: Vec<String> = cells
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{c:<width$}", width = widths[i]))
-            .collect();
-        padded.join("  ").trim_end().to_string()
+    // comfy-table pads every cell by one space on each side; the first column need not be.
+    table
+        .lines()
+        .map(|line| {
+            line.strip_prefix(' ')
+                .unwrap_or(&line)
+                .trim_end()
+                .to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Whether to colour what goes to stdout.
+pub fn colour() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// A status, coloured by what it means when `colour` is on.
+pub fn status_text(status: Status, colour: bool) -> String {
+    if !colour {
+        return status.to_string();
+    }
+    let styled = console::style(status.to_string());
+    let styled = match status {
+        Status::Completed => styled.green(),
+        Status::Running => styled.cyan(),
+        Status::Queued | Status::Paused => styled.yellow(),
+        Status::Timeboxed => styled.blue(),
+        Status::Failed | Status::Lost | Status::Rejected => styled.red(),
+        Status::Stopped => styled.magenta(),
     };
-    let mut out = line(headers.to_vec());
-    for row in rows {
-        out.push('\n');
-        out.push_str(&line(row.iter().map(String::as_str).collect()));
-    }
-    out
+    styled.force_styling(true).to_string()
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn columns_line_up() {
-        let text = super::render(
+        let text = render(
             &["ID", "STATUS"],
             &[vec!["a-long-id".into(), "running".into()]],
         );
-        assert_eq!(text, "ID         STATUS\na-long-id  running");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0].find("STATUS"), lines[1].find("running"));
+        assert!(lines[1].starts_with("a-long-id"));
+    }
+
+    #[test]
+    fn colour_only_when_asked() {
+        assert_eq!(status_text(Status::Failed, false), "failed");
+        assert!(status_text(Status::Failed, true).contains("\u{1b}["));
     }
 }

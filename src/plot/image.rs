@@ -1,0 +1,447 @@
+//! A line chart as a PNG or SVG file, drawn with plotters.
+//!
+//! Text is rendered with DejaVu Sans embedded in the binary (`assets/fonts/`), registered with
+//! plotters' `ab_glyph` font table, so no system font is needed. SVG files carry text as
+//! `<text>` elements that the viewer renders.
+
+use std::fs::File;
+use std::io::{BufWriter, Write as _};
+use std::path::Path;
+use std::sync::OnceLock;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::{FontStyle, register_font};
+
+use super::PlotError;
+use super::data::{Series, extent, monotonic_runs};
+
+/// Size of the picture, in pixels.
+pub const WIDTH: u32 = 1000;
+pub const HEIGHT: u32 = 600;
+
+/// Line colours, one a series (cycled), the same order as the terminal's ANSI colours.
+pub(crate) const PALETTE: &[RGBColor] = &[
+    RGBColor(31, 119, 180),  // blue
+    RGBColor(255, 127, 14),  // orange
+    RGBColor(44, 160, 44),   // green
+    RGBColor(214, 39, 40),   // red
+    RGBColor(148, 103, 189), // purple
+    RGBColor(23, 190, 207),  // cyan
+    RGBColor(227, 119, 194), // pink
+    RGBColor(188, 189, 34),  // olive
+    RGBColor(140, 86, 75),   // brown
+    RGBColor(127, 127, 127), // grey
+];
+
+/// Points kept per pixel-wide bin of a long series (first, min, max, last).
+const BINS: usize = 2 * WIDTH as usize;
+
+static FONT_DATA: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+
+/// Registers the embedded font as plotters' "sans-serif" (once per process).
+fn ensure_font() -> Result<(), PlotError> {
+    static REGISTERED: OnceLock<bool> = OnceLock::new();
+    let ok = *REGISTERED.get_or_init(|| {
+        [FontStyle::Normal, FontStyle::Bold]
+            .into_iter()
+            .all(|style| register_font("sans-serif", style, FONT_DATA).is_ok())
+    });
+    if ok { Ok(()) } else { Err(PlotError::Font) }
+}
+
+/// Draws `series` as one chart of `metric` by step into `out`, a `.png` or `.svg` file (by its
+/// extension, in any case), 1000×600 pixels: one coloured line a series with a legend, and
+/// dashed vertical lines in the series' colour at steps where an attempt restarted.
+///
+/// Series without a finite value are left out; when none has one, nothing is written and the
+/// error says so.
+pub fn render_file(series: &[Series], metric: &str, out: &Path) -> Result<(), PlotError> {
+    let format = match out
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        Some("png") => Format::Png,
+        Some("svg") => Format::Svg,
+        _ => {
+            return Err(PlotError::UnsupportedFormat {
+                path: out.to_path_buf(),
+            });
+        }
+    };
+    if series.is_empty() {
+        return Err(PlotError::NoSeries);
+    }
+    let plotted: Vec<&Series> = series.iter().filter(|s| s.has_finite_points()).collect();
+    let (Some(x_range), Some(y_range)) = (extent(&plotted, |p| p.0), extent(&plotted, |p| p.1))
+    else {
+        return Err(PlotError::NoData {
+            metric: metric.to_string(),
+            runs: series
+                .iter()
+                .map(|s| s.label.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
+    };
+    ensure_font()?;
+    let chart = Chart {
+        series: &plotted,
+        metric,
+        x_range: pad(x_range, 0.0),
+        y_range: pad(y_range, 0.05),
+    };
+    let write_error = |source| PlotError::Write {
+        path: out.to_path_buf(),
+        source,
+    };
+    match format {
+        Format::Png => {
+            let mut pixels = vec![255u8; WIDTH as usize * HEIGHT as usize * 3];
+            {
+                let root =
+                    BitMapBackend::with_buffer(&mut pixels, (WIDTH, HEIGHT)).into_drawing_area();
+                chart.draw(&root)?;
+            }
+            write_png(out, &pixels).map_err(write_error)
+        }
+        Format::Svg => {
+            let mut text = String::new();
+            {
+                let root = SVGBackend::with_string(&mut text, (WIDTH, HEIGHT)).into_drawing_area();
+                chart.draw(&root)?;
+            }
+            std::fs::write(out, text).map_err(write_error)
+        }
+    }
+}
+
+enum Format {
+    Png,
+    Svg,
+}
+
+/// Widens `(lo, hi)` by `fraction` of its span on both sides; a zero span gets a margin of its
+/// own so that a single value sits in the middle.
+fn pad((lo, hi): (f64, f64), fraction: f64) -> (f64, f64) {
+    let span = hi - lo;
+    if span > 0.0 {
+        (lo - span * fraction, hi + span * fraction)
+    } else {
+        let margin = if lo == 0.0 { 1.0 } else { lo.abs() * 0.1 };
+        (lo - margin, hi + margin)
+    }
+}
+
+fn write_png(path: &Path, rgb: &[u8]) -> std::io::Result<()> {
+    let mut file = BufWriter::new(File::create(path)?);
+    let mut encoder = png::Encoder::new(&mut file, WIDTH, HEIGHT);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header().map_err(std::io::Error::other)?;
+    writer
+        .write_image_data(rgb)
+        .map_err(std::io::Error::other)?;
+    writer.finish().map_err(std::io::Error::other)?;
+    file.flush()
+}
+
+struct Chart<'a> {
+    series: &'a [&'a Series],
+    metric: &'a str,
+    x_range: (f64, f64),
+    y_range: (f64, f64),
+}
+
+impl Chart<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), PlotError> {
+        root.fill(&WHITE).map_err(draw_error)?;
+        let (x0, x1) = self.x_range;
+        let (y0, y1) = self.y_range;
+        let mut chart = ChartBuilder::on(root)
+            .caption(format!("{} by step", self.metric), ("sans-serif", 26))
+            .margin(18)
+            .x_label_area_size(50)
+            .y_label_area_size(80)
+            .build_cartesian_2d(x0..x1, y0..y1)
+            .map_err(draw_error)?;
+        chart
+            .configure_mesh()
+            .x_desc("step")
+            .y_desc(self.metric)
+            .axis_desc_style(("sans-serif", 16))
+            .label_style(("sans-serif", 13))
+            .light_line_style(RGBColor(235, 235, 235))
+            .bold_line_style(RGBColor(205, 205, 205))
+            .x_label_formatter(&|x| format_tick(*x))
+            .y_label_formatter(&|y| format_tick(*y))
+            .draw()
+            .map_err(draw_error)?;
+
+        let mut restarted = false;
+        for (index, s) in self.series.iter().enumerate() {
+            let color = PALETTE[index % PALETTE.len()];
+            let style = color.stroke_width(2);
+            for &start in &s.attempt_starts {
+                if start.is_finite() && (x0..=x1).contains(&start) {
+                    chart
+                        .draw_series(DashedLineSeries::new(
+                            [(start, y0), (start, y1)],
+                            8,
+                            6,
+                            color.mix(0.8).stroke_width(1),
+                        ))
+                        .map_err(draw_error)?;
+                    restarted = true;
+                }
+            }
+            let points: Vec<(f64, f64)> = s.finite_points().collect();
+            let mut labelled = false;
+            for run in monotonic_runs(&points) {
+                let run = decimate(run, x0, x1 - x0, BINS);
+                let annotation = if run.len() == 1 {
+                    chart
+                        .draw_series(std::iter::once(Circle::new(run[0], 4, color.filled())))
+                        .map_err(draw_error)?
+                } else {
+                    chart
+                        .draw_series(LineSeries::new(run, style))
+                        .map_err(draw_error)?
+                };
+                if !labelled {
+                    labelled = true;
+                    annotation.label(s.label.as_str()).legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 22, y)], color.stroke_width(3))
+                    });
+                }
+            }
+        }
+        if restarted {
+            // A legend entry for the dashed markers (drawn off-chart, so only the legend shows).
+            let dash = BLACK.mix(0.8).stroke_width(1);
+            chart
+                .draw_series(std::iter::empty::<PathElement<(f64, f64)>>())
+                .map_err(draw_error)?
+                .label("attempt restart")
+                .legend(move |(x, y)| {
+                    EmptyElement::at((x, y))
+                        + PathElement::new(vec![(0, 0), (7, 0)], dash)
+                        + PathElement::new(vec![(13, 0), (22, 0)], dash)
+                });
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .label_font(("sans-serif", 14))
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.5))
+            .draw()
+            .map_err(draw_error)?;
+        root.present().map_err(draw_error)
+    }
+}
+
+fn draw_error<E: std::error::Error + Send + Sync>(e: DrawingAreaErrorKind<E>) -> PlotError {
+    PlotError::Draw(e.to_string())
+}
+
+/// A tick label: short, without float noise (0.30000000000000004 → 0.3).
+fn format_tick(v: f64) -> String {
+    if v == 0.0 {
+        return "0".to_string();
+    }
+    let a = v.abs();
+    if !(1e-3..1e6).contains(&a) {
+        return format!("{v:.2e}");
+    }
+    let text = format!("{v:.4}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    if text == "-0" {
+        "0".to_string()
+    } else {
+        text.to_string()
+    }
+}
+
+/// Keeps at most the first, lowest, highest and last point of each of `bins` equal step ranges
+/// (in their original order), so a long series draws as the same envelope with few segments.
+/// `points` must be sorted by step.
+fn decimate(points: &[(f64, f64)], x0: f64, span: f64, bins: usize) -> Vec<(f64, f64)> {
+    if points.len() <= bins * 4 || span <= 0.0 {
+        return points.to_vec();
+    }
+    let bin_of = |x: f64| (((x - x0) / span * bins as f64).max(0.0) as usize).min(bins - 1);
+    let mut out = Vec::with_capacity(bins * 4);
+    let mut i = 0;
+    while i < points.len() {
+        let bin = bin_of(points[i].0);
+        let first = i;
+        let (mut low, mut high) = (i, i);
+        while i < points.len() && bin_of(points[i].0) == bin {
+            if points[i].1 < points[low].1 {
+                low = i;
+            }
+            if points[i].1 > points[high].1 {
+                high = i;
+            }
+            i += 1;
+        }
+        let mut keep = [first, low, high, i - 1];
+        keep.sort_unstable();
+        let mut previous = None;
+        for k in keep {
+            if previous != Some(k) {
+                out.push(points[k]);
+                previous = Some(k);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn curve(label: &str, n: usize, scale: f64) -> Series {
+        Series {
+            label: label.to_string(),
+            points: (0..n)
+                .map(|i| {
+                    (
+                        i as f64,
+                        scale * (-(i as f64) / (n as f64 / 4.0)).exp() + 0.2,
+                    )
+                })
+                .collect(),
+            attempt_starts: Vec::new(),
+        }
+    }
+
+    fn decode(path: &Path) -> (u32, u32, Vec<u8>) {
+        let bytes = std::fs::read(path).unwrap();
+        let decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+        let mut reader = decoder.read_info().unwrap();
+        let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+        let info = reader.next_frame(&mut buf).unwrap();
+        assert_eq!(info.color_type, png::ColorType::Rgb);
+        buf.truncate(info.buffer_size());
+        (info.width, info.height, buf)
+    }
+
+    #[test]
+    fn png_has_two_line_colours() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("loss.PNG");
+        let mut a = curve("run-a", 300, 2.0);
+        a.attempt_starts = vec![150.0];
+        let b = curve("run-b", 300, 1.0);
+        render_file(&[a, b], "loss", &out).unwrap();
+
+        let (w, h, pixels) = decode(&out);
+        assert_eq!((w, h), (WIDTH, HEIGHT));
+        let mut counts: HashMap<[u8; 3], usize> = HashMap::new();
+        for px in pixels.chunks_exact(3) {
+            *counts.entry([px[0], px[1], px[2]]).or_default() += 1;
+        }
+        let background = counts.get(&[255, 255, 255]).copied().unwrap_or(0);
+        assert!(background < pixels.len() / 3, "only background");
+        for color in &PALETTE[..2] {
+            let n = counts
+                .get(&[color.0, color.1, color.2])
+                .copied()
+                .unwrap_or(0);
+            assert!(n > 200, "colour {color:?} drawn on {n} pixels");
+        }
+        // Text was rendered (dark anti-aliased glyph pixels beyond the black axis lines).
+        let greys = counts
+            .keys()
+            .filter(|[r, g, b]| r == g && g == b && *r > 0 && *r < 200)
+            .count();
+        assert!(greys > 5, "no text pixels: {greys}");
+    }
+
+    #[test]
+    fn svg_has_legend_labels() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("acc.svg");
+        let mut a = curve("sweep-lr-0.1", 50, 1.0);
+        a.attempt_starts = vec![20.0];
+        let one = Series {
+            label: "single".to_string(),
+            points: vec![(10.0, 0.5)],
+            attempt_starts: Vec::new(),
+        };
+        let empty = Series {
+            label: "nothing".to_string(),
+            ..Series::default()
+        };
+        render_file(&[a, one, empty], "accuracy", &out).unwrap();
+        let text = std::fs::read_to_string(&out).unwrap();
+        assert!(text.contains("<svg"));
+        assert!(text.contains("accuracy by step"));
+        assert!(text.contains("sweep-lr-0.1") && text.contains("single"));
+        assert!(text.contains("attempt restart"));
+        assert!(!text.contains("nothing"));
+    }
+
+    #[test]
+    fn errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = curve("r", 10, 1.0);
+        let err = render_file(&[s.clone()], "loss", &dir.path().join("x.jpg")).unwrap_err();
+        assert!(matches!(err, PlotError::UnsupportedFormat { .. }));
+        assert!(err.to_string().contains(".png") && err.to_string().contains(".svg"));
+        let err = render_file(&[s.clone()], "loss", &dir.path().join("noext")).unwrap_err();
+        assert!(matches!(err, PlotError::UnsupportedFormat { .. }));
+
+        let err = render_file(&[], "loss", &dir.path().join("x.png")).unwrap_err();
+        assert!(matches!(err, PlotError::NoSeries), "{err}");
+        let empty = Series {
+            label: "run-9".to_string(),
+            points: vec![(1.0, f64::NAN)],
+            attempt_starts: vec![],
+        };
+        let err = render_file(&[empty], "val_loss", &dir.path().join("x.png")).unwrap_err();
+        assert!(err.to_string().contains("val_loss") && err.to_string().contains("run-9"));
+        assert!(!dir.path().join("x.png").exists());
+
+        let err = render_file(&[s], "loss", &dir.path().join("missing/x.svg")).unwrap_err();
+        assert!(matches!(err, PlotError::Write { .. }), "{err}");
+    }
+
+    #[test]
+    fn large_series_are_decimated() {
+        let points: Vec<(f64, f64)> = (0..100_000)
+            .map(|i| (i as f64, ((i * 7919) % 1000) as f64))
+            .collect();
+        let kept = decimate(&points, 0.0, 99_999.0, 1000);
+        assert!(kept.len() <= 4000 && kept.len() >= 1000, "{}", kept.len());
+        assert_eq!(kept.first(), points.first());
+        assert_eq!(kept.last(), points.last());
+        assert!(kept.windows(2).all(|w| w[0].0 <= w[1].0));
+        let max = kept.iter().map(|p| p.1).fold(f64::MIN, f64::max);
+        assert_eq!(max, 999.0);
+
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("big.svg");
+        let s = Series {
+            label: "big".to_string(),
+            points,
+            attempt_starts: vec![],
+        };
+        render_file(&[s], "loss", &out).unwrap();
+        assert!(std::fs::metadata(&out).unwrap().len() < 2_000_000);
+    }
+
+    #[test]
+    fn ticks() {
+        assert_eq!(format_tick(0.30000000000000004), "0.3");
+        assert_eq!(format_tick(1500.0), "1500");
+        assert_eq!(format_tick(-0.00001), "-1.00e-5");
+        assert_eq!(format_tick(0.0), "0");
+    }
+}
