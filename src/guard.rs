@@ -1,4 +1,4 @@
-//! The guard: a tiny helper process (`backprop __guard <pgid>`) that outlives a killed
+//! The guard: a tiny helper process (`backprop __guard <pgid> <run-dir> <attempt>`) that outlives a killed
 //! backprop just long enough to kill the script's whole process group.
 //!
 //! PR_SET_PDEATHSIG reaches only the direct child; grandchildren (data loaders, torchrun
@@ -21,11 +21,13 @@ pub struct Guard {
 impl Guard {
     /// Starts `<current exe> __guard <pgid>` in its own process group, so a Ctrl-C at the
     /// terminal does not reach it.
-    pub fn start(pgid: u32) -> io::Result<Guard> {
+    pub fn start(pgid: u32, run_dir: &str, attempt: u32) -> io::Result<Guard> {
         let exe = std::env::current_exe()?;
         let mut child = Command::new(exe)
             .arg("__guard")
             .arg(pgid.to_string())
+            .arg(run_dir)
+            .arg(attempt.to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -47,7 +49,7 @@ impl Guard {
 }
 
 /// The guard's own main: wait for "done" or EOF.
-pub fn run_guard(pgid: u32) -> i32 {
+pub fn run_guard(pgid: u32, run_dir: &str, attempt: u32) -> i32 {
     // Ignore the signals a terminal or a group kill might send our way.
     unsafe {
         libc::signal(libc::SIGINT, libc::SIG_IGN);
@@ -58,7 +60,16 @@ pub fn run_guard(pgid: u32) -> i32 {
     let released =
         matches!(stdin.lock().read_line(&mut line), Ok(n) if n > 0 && line.trim() == "done");
     if !released {
-        signal_group(pgid, Signal::SIGKILL);
+        kill_run(pgid, run_dir, attempt);
     }
     0
+}
+
+/// Kills everything of an attempt: its process group, and processes that left the group but
+/// still carry the run's environment (double-forked daemons).
+pub fn kill_run(pgid: u32, run_dir: &str, attempt: u32) {
+    signal_group(pgid, Signal::SIGKILL);
+    for pid in crate::proc_info::processes_of_run(run_dir, attempt) {
+        crate::process::signal_pid(pid, Signal::SIGKILL);
+    }
 }

@@ -69,6 +69,35 @@ pub fn liveness(sup: &SupervisorRef, this_host: &str) -> Liveness {
     }
 }
 
+/// Processes (other than this one) started for attempt `attempt` of the run whose directory
+/// is `run_dir`, wherever they went: a daemon that double-forked and left the process group
+/// still carries the environment backprop gave the script, unless it cleared it. The run
+/// directory (home + id) tells runs of different homes apart.
+pub fn processes_of_run(run_dir: &str, attempt: u32) -> Vec<u32> {
+    let id = format!("BACKPROP_RUN_DIR={run_dir}");
+    let number = format!("BACKPROP_ATTEMPT={attempt}");
+    let me = std::process::id();
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| *pid != me)
+        .filter(|pid| {
+            fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
+                let mut vars = env.split(|b| *b == 0);
+                let (mut has_id, mut has_attempt) = (false, false);
+                for var in vars.by_ref() {
+                    has_id |= var == id.as_bytes();
+                    has_attempt |= var == number.as_bytes();
+                }
+                has_id && has_attempt
+            })
+        })
+        .filter(|pid| !is_defunct(*pid))
+        .collect()
+}
+
 /// Whether any process is still in process group `pgid`.
 pub fn group_has_members(pgid: u32) -> bool {
     use nix::sys::signal::killpg;
@@ -86,6 +115,22 @@ mod tests {
         let stat =
             "42 (my (odd) name) S 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10";
         assert_eq!(parse_start_ticks(stat), Some(987654));
+    }
+
+    #[test]
+    fn finds_the_processes_of_a_run_by_their_environment() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .env("BACKPROP_RUN_DIR", "/nowhere/runs/env-scan-test")
+            .env("BACKPROP_ATTEMPT", "2")
+            .spawn()
+            .unwrap();
+        let found = processes_of_run("/nowhere/runs/env-scan-test", 2);
+        assert_eq!(found, vec![child.id()]);
+        assert!(processes_of_run("/nowhere/runs/env-scan-test", 1).is_empty());
+        assert!(processes_of_run("/elsewhere/runs/env-scan-test", 2).is_empty());
+        child.kill().unwrap();
+        child.wait().unwrap();
     }
 
     #[test]

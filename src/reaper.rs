@@ -4,10 +4,8 @@
 
 use crate::clock::now_ms;
 use crate::proc_info::{self, Liveness};
-use crate::process::signal_group;
 use crate::record::{RunRecord, Status};
 use crate::store::{Store, StoreError};
-use nix::sys::signal::Signal;
 
 /// Whether `rec` is active but its supervisor is dead (judged from this host).
 pub fn is_orphaned(rec: &RunRecord, host: &str) -> bool {
@@ -22,12 +20,13 @@ pub fn is_orphaned(rec: &RunRecord, host: &str) -> bool {
 }
 
 /// Marks a run lost and kills any process left in its group.
-pub fn mark_lost(rec: &mut RunRecord, now: u64) {
-    if let Some(pid) = rec.attempts.last().and_then(|a| a.pid)
-        && rec.attempts.last().and_then(|a| a.end_time).is_none()
-        && proc_info::group_has_members(pid)
+pub fn mark_lost(store: &Store, rec: &mut RunRecord, now: u64) {
+    if let Some(attempt) = rec.attempts.last()
+        && attempt.end_time.is_none()
+        && let Some(pid) = attempt.pid
     {
-        signal_group(pid, Signal::SIGKILL);
+        let run_dir = store.run_dir(&rec.id).display().to_string();
+        crate::guard::kill_run(pid, &run_dir, attempt.number);
     }
     rec.finish(Status::Lost, "lost", now);
 }
@@ -55,7 +54,7 @@ pub fn reap(store: &Store) -> Result<Vec<String>, StoreError> {
             if let Ok(mut rec) = ex.record(id)
                 && is_orphaned(&rec, &host)
             {
-                mark_lost(&mut rec, now);
+                mark_lost(store, &mut rec, now);
                 ex.put(&rec);
                 reaped.push(id.clone());
             }

@@ -160,6 +160,11 @@ impl Worker {
         }
     }
 
+    /// The run directory as the script sees it in BACKPROP_RUN_DIR.
+    fn run_dir_text(&self) -> String {
+        self.attempt.run_dir.display().to_string()
+    }
+
     fn launch(&self) -> Result<Launch, String> {
         let a = &self.attempt;
         let (program, args) =
@@ -195,7 +200,7 @@ impl Worker {
             process::spawn(&launch).map_err(|e| format!("cannot start {}: {e}", launch.program))?;
         self.pid = child.id();
         self.clock = ActiveClock::started_at(Instant::now());
-        match Guard::start(self.pid) {
+        match Guard::start(self.pid, &self.run_dir_text(), self.attempt.number) {
             Ok(guard) => self.guard = Some(guard),
             Err(e) => tracing::warn!("no guard process for run {}: {e}", self.attempt.run_id),
         }
@@ -601,9 +606,7 @@ impl Handler<ChildExited> for Worker {
         }
         // Nothing of the run may outlive it: stragglers left in the group are killed, which
         // also closes the pipes they inherited.
-        if crate::proc_info::group_has_members(self.pid) {
-            signal_group(self.pid, Signal::SIGKILL);
-        }
+        crate::guard::kill_run(self.pid, &self.run_dir_text(), self.attempt.number);
         ctx.run_later(DRAIN_TIMEOUT, |act, ctx| {
             act.drain_expired = true;
             act.maybe_finish(ctx);

@@ -64,7 +64,11 @@ pub enum Command {
     /// A shell completion script
     Completions(completions::CompletionsArgs),
     #[command(name = "__guard", hide = true)]
-    Guard { pgid: u32 },
+    Guard {
+        pgid: u32,
+        run_dir: String,
+        attempt: u32,
+    },
 }
 
 /// Global options every command sees.
@@ -102,7 +106,11 @@ pub fn main() -> i32 {
         Command::Logs(args) => logs::execute(&global, args),
         Command::Config(args) => config::execute(&global, args),
         Command::Completions(args) => completions::execute(&global, args),
-        Command::Guard { pgid } => Ok(crate::guard::run_guard(pgid)),
+        Command::Guard {
+            pgid,
+            run_dir,
+            attempt,
+        } => Ok(crate::guard::run_guard(pgid, &run_dir, attempt)),
     };
     match result {
         Ok(code) => code,

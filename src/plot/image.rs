@@ -34,8 +34,11 @@ pub(crate) const PALETTE: &[RGBColor] = &[
     RGBColor(127, 127, 127), // grey
 ];
 
+/// More points than this in one line (about one a pixel of the plot's width) draw thin.
+const DENSE_POINTS: usize = 800;
+
 /// Points kept per pixel-wide bin of a long series (first, min, max, last).
-const BINS: usize = 2 * WIDTH as usize;
+const BINS: usize = WIDTH as usize;
 
 static FONT_DATA: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 
@@ -173,7 +176,7 @@ impl Chart<'_> {
             .y_desc(self.metric)
             .axis_desc_style(("sans-serif", 16))
             .label_style(("sans-serif", 13))
-            .light_line_style(RGBColor(235, 235, 235))
+            .light_line_style(RGBColor(242, 242, 242))
             .bold_line_style(RGBColor(205, 205, 205))
             .x_label_formatter(&|x| format_tick(*x))
             .y_label_formatter(&|y| format_tick(*y))
@@ -184,6 +187,7 @@ impl Chart<'_> {
         for (index, s) in self.series.iter().enumerate() {
             let color = PALETTE[index % PALETTE.len()];
             let style = color.stroke_width(2);
+            let thin = color.stroke_width(1);
             for &start in &s.attempt_starts {
                 if start.is_finite() && (x0..=x1).contains(&start) {
                     chart
@@ -206,6 +210,13 @@ impl Chart<'_> {
                         .draw_series(std::iter::once(Circle::new(run[0], 4, color.filled())))
                         .map_err(draw_error)?
                 } else {
+                    // plotters draws wide strokes as polygons, which overshoot on the short,
+                    // steep segments of a dense series: dense lines get a 1 px stroke.
+                    let style = if run.len() > DENSE_POINTS {
+                        thin
+                    } else {
+                        style
+                    };
                     chart
                         .draw_series(LineSeries::new(run, style))
                         .map_err(draw_error)?

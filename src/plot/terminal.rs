@@ -117,6 +117,7 @@ fn draw_chart(
         let axis = if label.is_some() { '┤' } else { '│' };
         let _ = write!(out, "{:>label_w$} {axis}", label.unwrap_or(""));
         canvas.write_row(out, row, color);
+        out.truncate(out.trim_end_matches(' ').len());
         out.push('\n');
     }
 

@@ -5,10 +5,15 @@ use std::io;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-/// `$BACKPROP_HOME`, else `~/.backprop`.
+/// `$BACKPROP_HOME`, else `~/.backprop`; always absolute, since scripts running in other
+/// directories get paths inside it (BACKPROP_RUN_DIR).
 pub fn default_home() -> PathBuf {
     if let Some(home) = std::env::var_os("BACKPROP_HOME").filter(|h| !h.is_empty()) {
-        return PathBuf::from(home);
+        let home = PathBuf::from(home);
+        return match std::env::current_dir() {
+            Ok(here) if home.is_relative() => here.join(home),
+            _ => home,
+        };
     }
     let user_home = std::env::var_os("HOME")
         .map(PathBuf::from)
