@@ -70,7 +70,7 @@ if ! alive "$BASE/run/mysqld.pid"; then
   setsid nohup mariadbd --no-defaults --user=root --datadir="$BASE/mysql" \
     --socket="$DB_SOCK" --port=$DB_PORT --bind-address=127.0.0.1 \
     --pid-file="$BASE/run/mysqld.pid" --log-error="$BASE/log/mysqld.log" \
-    --innodb-buffer-pool-size=64M --innodb-log-file-size=16M \
+    --innodb-buffer-pool-size=128M --innodb-log-file-size=64M --innodb-lock-wait-timeout=900 \
     --skip-name-resolve </dev/null >/dev/null 2>&1 &
 fi
 for _ in $(seq 300); do db -e 'select 1' >/dev/null 2>&1 && break; sleep 0.1; done
@@ -131,6 +131,7 @@ InactiveLimit=0
 Waittime=0
 SchedulerParameters=sched_interval=1,bf_interval=1
 MpiDefault=none
+MailProg=/bin/true
 JobCompType=jobcomp/filetxt
 JobCompLoc=$BASE/log/jobcomp.txt
 AccountingStorageType=accounting_storage/slurmdbd
@@ -167,12 +168,17 @@ changed=0
 chmod 600 "$ETC/slurmdbd.conf"
 
 # ---- daemons ----------------------------------------------------------------
+stop() { # pidfile: TERM, wait up to 10 s, then KILL
+  local pid
+  alive "$1" || return 0
+  pid=$(cat "$1")
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+  kill -9 "$pid" 2>/dev/null || true
+}
 if ((changed)); then
-  log "config changed; restarting daemons"
-  for d in slurmd slurmctld slurmdbd; do
-    alive "$BASE/run/$d.pid" && kill "$(cat "$BASE/run/$d.pid")" 2>/dev/null || true
-  done
-  sleep 1
+  log "config changed; (re)starting daemons"
+  for d in slurmd slurmctld slurmdbd; do stop "$BASE/run/$d.pid"; done
 fi
 if ! alive "$BASE/run/slurmdbd.pid"; then
   log "starting slurmdbd"

@@ -57,7 +57,7 @@ fn kill_9_at_random_moments_of_30_runs_leaves_consistent_records_and_no_processe
             })
             .collect();
         let start = Instant::now();
-        for (_, mut child, delay) in runs.into_iter().map(|(id, c, d)| (id, c, d)) {
+        for (_, mut child, delay) in runs {
             if let Some(left) = delay.checked_sub(start.elapsed()) {
                 std::thread::sleep(left);
             }

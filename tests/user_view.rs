@@ -269,3 +269,49 @@ fn completions_and_help_examples() {
         );
     }
 }
+
+#[test]
+fn plots_draw_in_the_terminal_and_to_a_png_that_is_not_blank() {
+    let env = Env::new();
+    for (name, steps) in [("a", "20"), ("b", "30"), ("c", "40")] {
+        let out = env.run(&[
+            "run",
+            &script("progress.py"),
+            "-q",
+            "--run-id",
+            name,
+            "--",
+            "--steps",
+            steps,
+            "--delay",
+            "0",
+        ]);
+        assert_eq!(out.status.code(), Some(0));
+    }
+    let out = env.run(&["plot", "a", "b", "c"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let text = stdout_of(&out);
+    assert!(!text.contains('\u{1b}'), "no colour when piped");
+    for legend in ["* a", "+ b", "x c"] {
+        assert!(text.contains(legend), "{legend} missing in\n{text}");
+    }
+
+    let png = env.work.path().join("loss.png");
+    let out = env.run(&["plot", "a", "--out", png.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&png).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut pixels).unwrap();
+    let pixels = &pixels[..info.buffer_size()];
+    let first = &pixels[..3];
+    let different = pixels.chunks(3).filter(|p| *p != first).count();
+    assert!(
+        different > 1000,
+        "the image is blank ({different} non-background pixels)"
+    );
+
+    let out = env.run(&["plot", "a", "--out", "loss.jpg"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr_of(&out).contains(".png"), "{}", stderr_of(&out));
+}

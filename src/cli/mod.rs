@@ -6,6 +6,7 @@ mod config;
 mod flags;
 mod list;
 mod logs;
+mod plot;
 mod queue;
 mod resume;
 mod run;
@@ -59,6 +60,8 @@ pub enum Command {
     Stop(stop::StopArgs),
     /// A run's captured output
     Logs(logs::LogsArgs),
+    /// A metric over steps, in the terminal or as an image; several runs overlay
+    Plot(plot::PlotArgs),
     /// The effective configuration and the source of every value
     Config(config::ConfigArgs),
     /// A shell completion script
@@ -105,6 +108,7 @@ pub fn main() -> i32 {
         Command::Stop(args) => stop::execute(&global, args),
         Command::Logs(args) => logs::execute(&global, args),
         Command::Config(args) => config::execute(&global, args),
+        Command::Plot(args) => plot::execute(&global, args),
         Command::Completions(args) => completions::execute(&global, args),
         Command::Guard {
             pgid,

@@ -403,10 +403,12 @@ mod tests {
     fn errors() {
         let dir = tempfile::tempdir().unwrap();
         let s = curve("r", 10, 1.0);
-        let err = render_file(&[s.clone()], "loss", &dir.path().join("x.jpg")).unwrap_err();
+        let err =
+            render_file(std::slice::from_ref(&s), "loss", &dir.path().join("x.jpg")).unwrap_err();
         assert!(matches!(err, PlotError::UnsupportedFormat { .. }));
         assert!(err.to_string().contains(".png") && err.to_string().contains(".svg"));
-        let err = render_file(&[s.clone()], "loss", &dir.path().join("noext")).unwrap_err();
+        let err =
+            render_file(std::slice::from_ref(&s), "loss", &dir.path().join("noext")).unwrap_err();
         assert!(matches!(err, PlotError::UnsupportedFormat { .. }));
 
         let err = render_file(&[], "loss", &dir.path().join("x.png")).unwrap_err();
