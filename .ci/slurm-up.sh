@@ -27,6 +27,11 @@ if ((${#need[@]})); then
 fi
 
 mkdir -p "$BASE"/{state,spool,log,run}
+# slurmctld/slurmd must resolve the node name (SlurmctldHost=$NODE).
+if ! getent hosts "$NODE" >/dev/null; then
+  log "adding $NODE to /etc/hosts"
+  echo "127.0.0.1 $NODE" >>/etc/hosts
+fi
 alive() { [[ -s $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
 # ---- munge ------------------------------------------------------------------

@@ -1,6 +1,6 @@
 //! The store at scale: 10,000 realistic run records in `experiments.json`.
 //!
-//! `cargo bench --bench store` (add `-- --quick` for a short run). Measures:
+//! `cargo bench --bench store` (add `-- --quick` for a short run; plots are off). Measures:
 //! - `update_record`: `Store::update_record` of one run (lock, read, parse the raw index,
 //!   change one record, re-serialise the file, write a temp file, fsync, rename, fsync the
 //!   directory), i.e. one progress or status write of a live run;
@@ -23,7 +23,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use backprop::record::{Attempt, RunRecord, RunSpec, Status};
-use backprop::store::{Experiments, Store};
+use backprop::store::Store;
 use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
 use serde_json::{Map, Value};
 
@@ -276,5 +276,10 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+// No plots: criterion's plotters backend needs system fonts, which a bare machine may lack.
+criterion_group! {
+    name = benches;
+    config = Criterion::default().without_plots();
+    targets = bench
+}
 criterion_main!(benches);

@@ -14,8 +14,9 @@ pub fn is_orphaned(rec: &RunRecord, host: &str) -> bool {
     }
     match &rec.supervisor {
         Some(sup) => proc_info::liveness(sup, host) == Liveness::Dead,
-        // An active record nobody ever claimed (e.g. a crash between create and claim).
-        None => rec.extra.get("slurmJobId").is_none(),
+        // An active record nobody claimed (a crash between create and claim), unless Slurm
+        // holds it: then squeue/sacct tell its fate (see `slurm::sync`).
+        None => rec.slurm.is_none(),
     }
 }
 

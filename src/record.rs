@@ -72,6 +72,20 @@ pub struct GpuLease {
     pub reserved_mb: u64,
 }
 
+/// A run handed to Slurm: the job that runs (or ran) its current attempt.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct SlurmJob {
+    /// `123`, or `123_4` for task 4 of array job 123.
+    pub job_id: String,
+    /// The last state Slurm reported (`PENDING`, `RUNNING`, `COMPLETED`, `TIMEOUT`, ...).
+    pub state: Option<String>,
+    /// The checkpoint the node-side attempt resumes from.
+    pub resume_from: Option<String>,
+    /// Timebox of the submitted attempt, when it differs from the spec's.
+    pub max_run_seconds: Option<f64>,
+}
+
 /// Everything needed to run the script again (`resume` re-runs exactly this).
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase", default)]
@@ -205,6 +219,8 @@ pub struct RunRecord {
     pub stop_requested: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu_lease: Option<GpuLease>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slurm: Option<SlurmJob>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -234,6 +250,7 @@ impl RunRecord {
             supervisor: None,
             stop_requested: false,
             gpu_lease: None,
+            slurm: None,
             extra: Map::new(),
         }
     }

@@ -110,7 +110,11 @@ impl Handler<Reserve> for GpuAllocator {
 
 /// What a run needs before the lock is taken.
 enum Need {
-    Cpu { env: Vec<(String, String)> },
+    /// No placement to do: CPU only, or GPUs handed to us as they are.
+    Fixed {
+        env: Vec<(String, String)>,
+        gpus: Vec<u32>,
+    },
     Gpus(Request),
 }
 
@@ -128,9 +132,10 @@ fn place(store: &Store, policy: &Policy, gpu: &GpuState, req: &Reserve) -> Resul
         admission::check(&records, me, req.max_parallel, &host)?;
         let mut rec = me.clone();
         let lease = match &need {
-            Need::Cpu { env } => Lease {
+            Need::Fixed { env, gpus } => Lease {
                 env: env.clone(),
-                ..Lease::default()
+                gpus: gpus.clone(),
+                reserved_mb: None,
             },
             Need::Gpus(request) => {
                 let reservations = ledger(&records, &req.run_id, &host);
@@ -196,7 +201,10 @@ fn need(policy: &Policy, gpu: &GpuState, req: &Reserve) -> Result<Need, NoFit> {
         } else {
             Vec::new()
         };
-        return Ok(Need::Cpu { env });
+        return Ok(Need::Fixed {
+            env,
+            gpus: Vec::new(),
+        });
     }
     if let Some(error) = &gpu.error {
         return Err(NoFit {
@@ -205,6 +213,23 @@ fn need(policy: &Policy, gpu: &GpuState, req: &Reserve) -> Result<Need, NoFit> {
         });
     }
     if gpu.probe == crate::gpu::ProbeKind::None {
+        // No probe, but GPUs handed to this process (a Slurm allocation sets
+        // CUDA_VISIBLE_DEVICES): pass them on as given; nothing can be checked here.
+        let given: Vec<&str> = policy
+            .inherited_visible
+            .as_deref()
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|d| !d.is_empty() && *d != "-1")
+            .collect();
+        if given.len() >= count as usize {
+            let chosen = &given[..count as usize];
+            return Ok(Need::Fixed {
+                env: vec![("CUDA_VISIBLE_DEVICES".to_string(), chosen.join(","))],
+                gpus: chosen.iter().filter_map(|d| d.parse().ok()).collect(),
+            });
+        }
         return Err(NoFit {
             reason: format!(
                 "the run asks for {count} GPU(s) but no GPU probe works here; use --gpus 0"

@@ -488,8 +488,13 @@ impl Handler<WorkerExited> for Supervisor {
             }
             Err(why) => self.fail_start(&msg.run_id, why),
         }
-        self.advance(ctx);
-        self.finish_if_idle();
+        // The run's end must be on disk before the next admission reads the store, or the
+        // freed slot would look taken until the next retry.
+        let flushed = self.store_actor.send(super::store::Flush);
+        ctx.spawn(flushed.into_actor(self).map(|_, act, ctx| {
+            act.advance(ctx);
+            act.finish_if_idle();
+        }));
     }
 }
 

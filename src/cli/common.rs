@@ -44,6 +44,7 @@ pub fn home() -> PathBuf {
 pub fn open_store() -> Result<Store, CliError> {
     let store = Store::open(&home())?;
     crate::reaper::reap(&store)?;
+    crate::slurm::sync(&store)?;
     Ok(store)
 }
 
@@ -52,7 +53,7 @@ pub fn open_store_for_reading() -> Result<Store, CliError> {
     let home = home();
     match Store::open(&home) {
         Ok(store) => {
-            if let Err(e) = crate::reaper::reap(&store) {
+            if let Err(e) = crate::reaper::reap(&store).and_then(|_| crate::slurm::sync(&store)) {
                 crate::ui::warn(&format!("could not check for lost runs: {e}"));
             }
             Ok(store)

@@ -71,16 +71,24 @@ pub fn execute(global: &Global, args: ListArgs) -> Result<i32, CliError> {
         return Ok(0);
     }
     let colour = table::colour();
-    let rows: Vec<Vec<String>> = records.iter().map(|r| row(r, colour)).collect();
-    println!(
-        "{}",
-        table::render(
-            &[
-                "ID", "NAME", "STATUS", "ACTIVE", "STEP", "LOSS", "CKPTS", "STARTED"
-            ],
-            &rows
-        )
-    );
+    let mut headers = vec![
+        "ID", "NAME", "STATUS", "ACTIVE", "STEP", "LOSS", "CKPTS", "STARTED",
+    ];
+    let on_slurm = records.iter().any(|r| r.slurm.is_some());
+    if on_slurm {
+        headers.push("SLURM");
+    }
+    let rows: Vec<Vec<String>> = records
+        .iter()
+        .map(|r| {
+            let mut cells = row(r, colour);
+            if on_slurm {
+                cells.push(slurm_text(r));
+            }
+            cells
+        })
+        .collect();
+    println!("{}", table::render(&headers, &rows));
     Ok(0)
 }
 
@@ -101,4 +109,12 @@ fn row(rec: &RunRecord, colour: bool) -> Vec<String> {
         rec.checkpoints.len().to_string(),
         rec.start_time.map(time_text).unwrap_or_else(|| "-".into()),
     ]
+}
+
+/// `1234 RUNNING` for a run handed to Slurm.
+pub fn slurm_text(rec: &RunRecord) -> String {
+    match &rec.slurm {
+        Some(job) => format!("{} {}", job.job_id, job.state.as_deref().unwrap_or("?")),
+        None => "-".into(),
+    }
 }

@@ -10,6 +10,7 @@ mod plot;
 mod queue;
 mod resume;
 mod run;
+mod slurm_submit;
 mod status;
 mod stop;
 mod table;

@@ -7,6 +7,7 @@ use super::common::{
 };
 use super::flags::Flags;
 use super::run::{NewRun, create_records, current_dir, script_name, spec_for};
+use super::slurm_submit::{self, OnRefusal, Submission};
 use super::table;
 use crate::actors::run_jobs;
 use crate::actors::supervisor::Job;
@@ -53,6 +54,9 @@ pub struct QueueArgs {
     /// Refuse runs at once (status rejected) instead of waiting for resources
     #[arg(long)]
     pub no_wait: bool,
+    /// local | slurm (slurm submits one job array throttled to maxParallel)
+    #[arg(long)]
+    pub executor: Option<String>,
 }
 
 impl QueueArgs {
@@ -74,6 +78,11 @@ impl QueueArgs {
             self.max_restarts.map(Value::from),
         );
         f.add("--gpus", "gpusPerRun", self.gpus.map(Value::from));
+        f.add(
+            "--executor",
+            "executor",
+            self.executor.clone().map(Value::from),
+        );
         f.into_vec()
     }
 }
@@ -110,11 +119,7 @@ pub fn execute(global: &Global, args: QueueArgs) -> Result<i32, CliError> {
     }
     // Batch-level settings (admission, polling) come from the batch's own overrides too.
     let batch_config = load_with(global, &batch.overrides, &[], &flags)?;
-    if batch_config.executor != Executor::Local {
-        return Err(CliError::usage(
-            "the slurm executor is not available in this version; use --executor local",
-        ));
-    }
+    let on_slurm = batch_config.executor == Executor::Slurm;
     let here = current_dir()?;
     let resolved: Vec<Resolved> = batch
         .runs
@@ -142,6 +147,11 @@ pub fn execute(global: &Global, args: QueueArgs) -> Result<i32, CliError> {
         ),
         None => batch.max_total,
     };
+    if on_slurm && rounds != Rounds::Off {
+        return Err(CliError::usage(
+            "--rounds / untilDone are not available with the slurm executor; continue runs with `backprop resume`",
+        ));
+    }
     let store = open_store()?;
     let batch_id = crate::runid::generate("batch", std::process::id());
     let new_runs = resolved
@@ -155,6 +165,37 @@ pub fn execute(global: &Global, args: QueueArgs) -> Result<i32, CliError> {
         })
         .collect();
     let ids = create_records(&store, new_runs)?;
+    if on_slurm {
+        let submissions: Vec<Submission> = ids
+            .iter()
+            .zip(&resolved)
+            .map(|(id, r)| Submission {
+                run_id: id.clone(),
+                resume_from: None,
+                max_run: r.config.max_run_minutes.duration(),
+            })
+            .collect();
+        let cwd = resolved[0].spec.cwd.clone();
+        let job = slurm_submit::submit(
+            &store,
+            &batch_config,
+            &submissions,
+            batch_config.gpus_per_run,
+            batch_config.max_parallel,
+            &cwd,
+            OnRefusal::Remove,
+        )?;
+        if global.json {
+            print_json(&json!({"batchId": batch_id, "slurmJobId": job, "runs": ids}));
+        } else {
+            println!(
+                "batch {batch_id}: {} runs submitted to Slurm as array job {job} (at most {} at once)",
+                ids.len(),
+                batch_config.max_parallel
+            );
+        }
+        return Ok(0);
+    }
     if !global.quiet {
         crate::ui::info(&format!(
             "batch {batch_id}: {} runs, at most {} at once",

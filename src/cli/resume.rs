@@ -3,10 +3,11 @@
 use super::Global;
 use super::common::{CliError, duration_text, find_run, load_config, loss_text, open_store};
 use super::flags::number_or_string;
+use super::slurm_submit::{self, OnRefusal, Submission};
 use crate::actors::gpu_allocator::Policy;
 use crate::actors::supervisor::{Job, Settings};
 use crate::actors::{SystemConfig, run_jobs};
-use crate::config::{Config, FlagValue, LoadedConfig, MemoryLimitAction};
+use crate::config::{Config, Executor, FlagValue, LoadedConfig, MemoryLimitAction};
 use crate::continuation::Plan;
 use crate::outcome::EXIT_NOT_FOUND;
 use crate::record::{RunOptions, Status};
@@ -28,6 +29,9 @@ pub struct ResumeArgs {
     /// Refuse at once (exit 75) instead of waiting for resources
     #[arg(long)]
     pub no_wait: bool,
+    /// local | slurm [default: where the run ran before, else the config's executor]
+    #[arg(long)]
+    pub executor: Option<String>,
 }
 
 pub fn execute(global: &Global, args: ResumeArgs) -> Result<i32, CliError> {
@@ -81,6 +85,41 @@ pub fn execute(global: &Global, args: ResumeArgs) -> Result<i32, CliError> {
         Some(_) => loaded.config.max_run_minutes.duration(),
         None => Duration::from_secs_f64(rec.spec.options.max_run_seconds),
     };
+    let on_slurm = match args.executor.as_deref() {
+        Some("slurm") => true,
+        Some("local") => false,
+        Some(other) => {
+            return Err(CliError::usage(format!(
+                "--executor {other:?}: use local or slurm"
+            )));
+        }
+        None => rec.slurm.is_some() || loaded.config.executor == Executor::Slurm,
+    };
+    if on_slurm {
+        let submission = Submission {
+            run_id: rec.id.clone(),
+            resume_from: checkpoint,
+            max_run,
+        };
+        let gpus = rec.spec.options.gpus;
+        let job = slurm_submit::submit(
+            &store,
+            &loaded.config,
+            &[submission],
+            gpus,
+            1,
+            &rec.spec.cwd,
+            OnRefusal::Restore(rec.status),
+        )?;
+        if !global.quiet {
+            crate::ui::info(&format!(
+                "attempt {} of {} submitted to Slurm as job {job}",
+                rec.attempts.len() + 1,
+                rec.id
+            ));
+        }
+        return Ok(0);
+    }
     let me = crate::proc_info::me();
     let claimed = store.update_record(&rec.id, |r| {
         // Someone may have resumed it between our read and this lock.

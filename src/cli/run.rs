@@ -3,9 +3,10 @@
 use super::Global;
 use super::common::{CliError, load_config, open_store};
 use super::flags::ConfigFlags;
+use super::slurm_submit::{self, OnRefusal, Submission};
 use crate::actors::supervisor::Job;
 use crate::clock::now_ms;
-use crate::config::Config;
+use crate::config::{Config, Executor};
 use crate::continuation::Plan;
 use crate::launch;
 use crate::outcome::EXIT_NOT_FOUND;
@@ -51,10 +52,12 @@ pub struct RunArgs {
 pub fn execute(global: &Global, args: RunArgs) -> Result<i32, CliError> {
     let loaded = load_config(global, args.config.flags())?;
     let config = &loaded.config;
-    if config.executor != crate::config::Executor::Local {
-        return Err(CliError::usage(
-            "the slurm executor is not available in this version; use --executor local",
-        ));
+    let on_slurm = config.executor == Executor::Slurm;
+    if !on_slurm && let Some(id) = &args.run_id {
+        crate::runid::validate(id).map_err(|e| CliError::usage(e.to_string()))?;
+        if let Some(rec) = slurm_submit::adopt(&open_store()?, id)? {
+            return Ok(run_adopted(global, &loaded, rec));
+        }
     }
     let mut rest = args.args.clone();
     let script = match args.script.clone() {
@@ -102,6 +105,33 @@ pub fn execute(global: &Global, args: RunArgs) -> Result<i32, CliError> {
         batch_id: None,
     };
     let run_id = create_records(&store, vec![new])?.remove(0);
+    if on_slurm {
+        let submission = Submission {
+            run_id: run_id.clone(),
+            resume_from,
+            max_run: Duration::from_secs_f64(spec.options.max_run_seconds),
+        };
+        let job = slurm_submit::submit(
+            &store,
+            config,
+            &[submission],
+            spec.options.gpus,
+            1,
+            &spec.cwd,
+            OnRefusal::Remove,
+        )?;
+        if !global.quiet {
+            crate::ui::info(&format!(
+                "run {run_id} submitted to Slurm as job {job}; follow it with: backprop status {run_id}"
+            ));
+        }
+        if global.json {
+            super::common::print_json(&serde_json::json!({"id": run_id, "slurmJobId": job}));
+        } else {
+            println!("{run_id}");
+        }
+        return Ok(0);
+    }
     let max_restarts = spec.options.max_restarts;
     let job = Job {
         run_id,
@@ -113,6 +143,33 @@ pub fn execute(global: &Global, args: RunArgs) -> Result<i32, CliError> {
         plan: Plan::once(max_restarts),
     };
     Ok(super::resume::run_and_report(global, &loaded, store, job))
+}
+
+/// On a Slurm node: the attempt of a submitted run, with the spec stored when it was submitted.
+fn run_adopted(global: &Global, loaded: &crate::config::LoadedConfig, rec: RunRecord) -> i32 {
+    let slurm = rec.slurm.clone().unwrap_or_default();
+    let mut spec = rec.spec.clone();
+    // Slurm already admitted this job (`--array=...%P`); the node does not queue it again.
+    spec.options.max_parallel = u32::MAX;
+    let job = Job {
+        run_id: rec.id.clone(),
+        max_run: Duration::from_secs_f64(
+            slurm
+                .max_run_seconds
+                .unwrap_or(spec.options.max_run_seconds),
+        ),
+        plan: Plan::once(spec.options.max_restarts),
+        spec,
+        attempt: rec.attempts.len() as u32 + 1,
+        resume_from: slurm.resume_from,
+        no_wait: false,
+    };
+    super::resume::run_and_report(
+        global,
+        loaded,
+        crate::store::Store::open_for_reading(&super::common::home()),
+        job,
+    )
 }
 
 pub fn current_dir() -> Result<PathBuf, CliError> {

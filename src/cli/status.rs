@@ -221,6 +221,9 @@ fn describe_run(rec: &RunRecord, run_dir: &std::path::Path) -> String {
     command.extend(rec.spec.args.iter().cloned());
     field("command", command.join(" "));
     field("cwd", rec.spec.cwd.clone());
+    if rec.slurm.is_some() {
+        field("slurm job", super::list::slurm_text(rec));
+    }
     field(
         "timebox",
         duration_text((rec.spec.options.max_run_seconds * 1000.0) as u64),

@@ -75,6 +75,7 @@ pub fn execute(global: &Global, args: StopArgs) -> Result<i32, CliError> {
     for pid in supervisors {
         crate::process::signal_pid(pid, Signal::SIGUSR2);
     }
+    stop_on_slurm(&store, &active, &host)?;
     if args.no_wait {
         return Ok(0);
     }
@@ -89,6 +90,7 @@ pub fn execute(global: &Global, args: StopArgs) -> Result<i32, CliError> {
     while started.elapsed() < limit {
         std::thread::sleep(Duration::from_millis(200));
         crate::reaper::reap(&store)?;
+        crate::slurm::sync(&store)?;
         let now = store.read()?;
         left.retain(|id| ex_active(&now, id));
         if left.is_empty() {
@@ -112,6 +114,42 @@ pub fn execute(global: &Global, args: StopArgs) -> Result<i32, CliError> {
             limit.as_secs()
         ),
     ))
+}
+
+/// Slurm runs no local process supervises: a waiting job is cancelled (and the run ends
+/// `stopped`); a running one gets SIGTERM in its batch step, which is backprop on the node,
+/// so it takes the graceful path.
+fn stop_on_slurm(
+    store: &crate::store::Store,
+    active: &[&RunRecord],
+    host: &str,
+) -> Result<(), CliError> {
+    for rec in active {
+        let Some(job) = &rec.slurm else { continue };
+        let local = rec
+            .supervisor
+            .as_ref()
+            .is_some_and(|s| proc_info::liveness(s, host) == Liveness::Alive);
+        if local {
+            continue;
+        }
+        if rec.status == crate::record::Status::Queued {
+            crate::slurm::cancel(&job.job_id, None).map_err(|e| CliError::usage(e.to_string()))?;
+            store.update_record(&rec.id, |r| {
+                if r.status == crate::record::Status::Queued {
+                    r.finish(
+                        crate::record::Status::Stopped,
+                        "user",
+                        crate::clock::now_ms(),
+                    );
+                }
+            })?;
+        } else {
+            crate::slurm::cancel(&job.job_id, Some("TERM"))
+                .map_err(|e| CliError::usage(e.to_string()))?;
+        }
+    }
+    Ok(())
 }
 
 fn ex_active(ex: &crate::store::Experiments, id: &str) -> bool {

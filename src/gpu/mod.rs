@@ -9,7 +9,6 @@
 //! Tests drive the nvidia-smi probe with the fake `tests/fake_gpu/nvidia-smi`
 //! (DESIGN "Testing without a GPU").
 
-mod command;
 pub mod csv;
 pub mod nvidia_smi;
 pub mod nvml;

@@ -1,11 +1,11 @@
 //! The nvidia-smi probe: two bounded `nvidia-smi --query-... --format=csv,noheader,nounits`
 //! calls per reading.
 
-use super::command::{RunError, run_bounded};
 use super::csv::{
     APPS_QUERY_FIELDS, GPU_QUERY_FIELDS, NO_DEVICES, parse_apps_csv, parse_gpu_csv, quote_max,
 };
 use super::types::{GpuInfo, GpuProbe, GpuProcess, GpuReading, ProbeError, ProbeKind};
+use crate::helper_command::{RunError, run_bounded};
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};

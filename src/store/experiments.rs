@@ -98,6 +98,13 @@ impl Experiments {
         self.dirty = true;
     }
 
+    /// Removes a record (only for one that never ran, e.g. a refused Slurm submission).
+    pub fn remove(&mut self, id: &str) -> bool {
+        let removed = self.entries.shift_remove(id).is_some();
+        self.dirty |= removed;
+        removed
+    }
+
     pub fn is_dirty(&self) -> bool {
         self.dirty
     }

@@ -1,4 +1,4 @@
-//! Running a short-lived helper program (nvidia-smi) with a time bound.
+//! Running a short-lived helper program (nvidia-smi, sbatch, squeue, sacct) with a time bound.
 //!
 //! The child runs in its own process group so that a timeout kills it and anything it
 //! started. Its stdout and stderr are drained by two threads from the start, so a
