@@ -97,41 +97,49 @@ fi
 [ -x "$BIN" ] || die "$BIN is missing (build it, or drop --no-build)"
 
 # ---------------------------------------------------------------------------------------------
-# Timing helpers. `measure NAME RUNS WARMUP PREPARE CMD` runs CMD (a shell command line) RUNS
+# Timing helpers. `measure NAME RUNS WARMUP PREPARE CMD [noshell]` runs CMD (a shell command
+# line; with `noshell`, a plain command run without a shell, for millisecond figures) RUNS
 # times after WARMUP untimed runs, PREPARE (may be empty) before each, and sets MEDIAN_S and
 # SPREAD (min–max, for the log) from hyperfine's JSON or the fallback loop.
 
 MEDIAN_S=
 SPREAD=
 measure() {
-    local name=$1 runs=$2 warmup=$3 prepare=$4 cmd=$5
+    local name=$1 runs=$2 warmup=$3 prepare=$4 cmd=$5 noshell=${6:-}
     local json="$TMP/hf-$name.json"
     log "$name: $cmd ($runs runs)"
     if [ "$HAVE_HYPERFINE" = 1 ]; then
         local args=(--runs "$runs" --warmup "$warmup" --export-json "$json" --style basic)
         [ -n "$prepare" ] && args+=(--prepare "$prepare")
+        [ -n "$noshell" ] && args+=(--shell=none)
         hyperfine "${args[@]}" "$cmd" >"$TMP/hf-$name.log" 2>&1 ||
             die "$name failed; hyperfine said: $(tail -5 "$TMP/hf-$name.log")"
-        read -r MEDIAN_S SPREAD < <(python3 - "$json" <<'EOF'
-import json, sys
+        local parsed
+        parsed=$(python3 -c 'import json, sys
 r = json.load(open(sys.argv[1]))["results"][0]
-print("%.6f %.4f-%.4f" % (r["median"], r["min"], r["max"]))
-EOF
-)
+print("%.6f %.4f-%.4f" % (r["median"], r["min"], r["max"]))' "$json")
+        read -r MEDIAN_S SPREAD <<<"$parsed"
     else
         local i t0 t1
         : >"$TMP/times-$name"
         for ((i = 0; i < warmup + runs; i++)); do
             [ -n "$prepare" ] && bash -c "$prepare"
             t0=$(date +%s%N)
-            bash -c "$cmd" >/dev/null 2>&1 || die "$name failed: $cmd"
+            if [ -n "$noshell" ]; then
+                # shellcheck disable=SC2086 # a plain command line, split on spaces
+                $cmd >/dev/null 2>&1 || die "$name failed: $cmd"
+            else
+                bash -c "$cmd" >/dev/null 2>&1 || die "$name failed: $cmd"
+            fi
             t1=$(date +%s%N)
             [ "$i" -ge "$warmup" ] && echo $(((t1 - t0) / 1000)) >>"$TMP/times-$name"
         done
-        read -r MEDIAN_S SPREAD < <(sort -n "$TMP/times-$name" | awk '
+        local parsed
+        parsed=$(sort -n "$TMP/times-$name" | awk '
             { v[NR] = $1 / 1e6 }
             END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2;
                   printf "%.6f %.4f-%.4f\n", m, v[1], v[NR] }')
+        read -r MEDIAN_S SPREAD <<<"$parsed"
     fi
     log "  median ${MEDIAN_S}s (min-max ${SPREAD}s)"
 }
@@ -151,7 +159,7 @@ footprint() {
     BG_PIDS+=("$tpid")
     local child="" hwm=0 v
     while kill -0 "$tpid" 2>/dev/null; do
-        [ -z "$child" ] && child=$(cat "/proc/$tpid/task/$tpid/children" 2>/dev/null | awk '{print $1}')
+        [ -z "$child" ] && child=$(pgrep -P "$tpid" 2>/dev/null | head -1 || true)
         if [ -n "$child" ]; then
             v=$(awk '/^VmHWM:/ {print $2}' "/proc/$child/status" 2>/dev/null || true)
             [ -n "$v" ] && [ "$v" -gt "$hwm" ] && hwm=$v
@@ -267,10 +275,11 @@ rm -rf "$PT_HOME"
 SEED="$TMP/home-seed"
 BACKPROP_HOME="$SEED" "$BIN" run -q --gpu-probe none -- true
 START_HOME="$TMP/home-start"
-measure start-base "$R_START" 3 "" "true"
+measure start-base "$R_START" 3 "" "true" noshell
 base=$MEDIAN_S
-measure start-backprop "$R_START" 3 "rm -rf $START_HOME && cp -a $SEED $START_HOME" \
-    "env BACKPROP_HOME=$START_HOME $BIN run -q --gpu-probe none -- true"
+printf 'rm -rf "%s" && cp -a "%s" "%s"\n' "$START_HOME" "$SEED" "$START_HOME" >"$TMP/reset-start.sh"
+measure start-backprop "$R_START" 3 "bash $TMP/reset-start.sh" \
+    "env BACKPROP_HOME=$START_HOME $BIN run -q --gpu-probe none -- true" noshell
 bp=$MEDIAN_S
 START_BP=$bp
 added=$(calc "'%.1f' % (($bp - $base) * 1000)")
@@ -289,7 +298,7 @@ BATCH_HOME="$TMP/home-batch"
 measure batch-base "$R_BATCH" 1 "" "seq $BATCH_RUNS | xargs -P2 -n1 true"
 base=$MEDIAN_S
 measure batch-backprop "$R_BATCH" 0 "rm -rf $BATCH_HOME" \
-    "env BACKPROP_HOME=$BATCH_HOME $BIN queue -q $TMP/sweep-batch.json"
+    "env BACKPROP_HOME=$BATCH_HOME $BIN queue -q $TMP/sweep-batch.json" noshell
 bp=$MEDIAN_S
 n=$(BACKPROP_HOME="$BATCH_HOME" "$BIN" list --json | python3 -c \
     'import json, sys; print(sum(r["status"] == "completed" for r in json.load(sys.stdin)))')
@@ -362,7 +371,7 @@ n=$(BACKPROP_HOME="$BIG" "$BIN" list --json | python3 -c 'import json, sys; prin
 log "store: $STORE_RUNS runs, experiments.json $size bytes ($((size / STORE_RUNS)) bytes/run)"
 
 export BACKPROP_HOME="$BIG"
-measure list-10k "$R_LIST" 1 "" "$BIN list"
+measure list-10k "$R_LIST" 1 "" "$BIN list" noshell
 unset BACKPROP_HOME
 row "\`list\`, $STORE_RUNS runs ($((size / 1048576)) MiB store)" "$(ms "$MEDIAN_S")" "—" "" \
     "≤ 150 ms" "$(verdict "$MEDIAN_S" le 0.150)"
@@ -370,8 +379,9 @@ row "\`list\`, $STORE_RUNS runs ($((size / 1048576)) MiB store)" "$(ms "$MEDIAN_
 # The same start as above, but into the 10,000-run store: its extra time is the cost of the
 # store writes a run makes (counted with strace when available).
 START_BIG="$TMP/home-start-10k"
-measure start-10k "$R_LIST" 1 "rm -rf $START_BIG && cp -a $BIG $START_BIG" \
-    "env BACKPROP_HOME=$START_BIG $BIN run -q --gpu-probe none -- true"
+printf 'rm -rf "%s" && cp -a "%s" "%s"\n' "$START_BIG" "$BIG" "$START_BIG" >"$TMP/reset-10k.sh"
+measure start-10k "$R_LIST" 1 "bash $TMP/reset-10k.sh" \
+    "env BACKPROP_HOME=$START_BIG $BIN run -q --gpu-probe none -- true" noshell
 big=$MEDIAN_S
 writes=""
 if command -v strace >/dev/null; then

@@ -125,7 +125,15 @@ mod tests {
             .env("BACKPROP_ATTEMPT", "2")
             .spawn()
             .unwrap();
-        let found = processes_of_run("/nowhere/runs/env-scan-test", 2);
+        // Until the child has exec'd, /proc shows the parent's environment: wait (bounded).
+        let mut found = Vec::new();
+        for _ in 0..200 {
+            found = processes_of_run("/nowhere/runs/env-scan-test", 2);
+            if !found.is_empty() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         assert_eq!(found, vec![child.id()]);
         assert!(processes_of_run("/nowhere/runs/env-scan-test", 1).is_empty());
         assert!(processes_of_run("/elsewhere/runs/env-scan-test", 2).is_empty());

@@ -32,7 +32,7 @@ pub struct Cli {
     /// Config file to use instead of ./backprop.config.json (must exist)
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
-    /// Print data as JSON on stdout (list, status)
+    /// Print data as one JSON document on stdout (list, status, queue, config)
     #[arg(long, global = true)]
     pub json: bool,
     /// More detail: -v echoes the script's protocol lines, -vv adds debug logs

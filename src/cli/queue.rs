@@ -5,7 +5,7 @@ use super::Global;
 use super::common::{
     CliError, duration_text, load_config, load_config_with, loss_text, open_store, print_json,
 };
-use super::flags::Flags;
+use super::flags::ConfigFlags;
 use super::run::{NewRun, create_records, current_dir, script_name, spec_for};
 use super::slurm_submit::{self, OnRefusal, Submission};
 use super::table;
@@ -27,15 +27,12 @@ use std::path::{Path, PathBuf};
 pub struct QueueArgs {
     /// The sweep file; without it, the `experiments` of the config file
     pub file: Option<PathBuf>,
+    /// Options that set config keys for every run (over the file's own)
+    #[command(flatten)]
+    pub config: ConfigFlags,
     /// Print the expanded runs without running anything
     #[arg(long)]
     pub dry_run: bool,
-    /// Runs active at once across this home
-    #[arg(short = 'p', long, value_name = "N")]
-    pub max_parallel: Option<u32>,
-    /// Timebox of each attempt, in minutes or as a duration
-    #[arg(short = 'm', long, value_name = "MIN")]
-    pub max_run_minutes: Option<String>,
     /// A timeboxed run with a checkpoint goes back in the queue, up to N rounds in all
     #[arg(long, value_name = "N")]
     pub rounds: Option<u32>,
@@ -45,46 +42,9 @@ pub struct QueueArgs {
     /// Active time one run may spend over all its rounds
     #[arg(long, value_name = "MIN")]
     pub max_total_minutes: Option<String>,
-    /// Restart a failed attempt from its latest checkpoint up to N times
-    #[arg(long, value_name = "N")]
-    pub max_restarts: Option<u32>,
-    /// GPUs per run (0 = CPU only)
-    #[arg(long, value_name = "N")]
-    pub gpus: Option<u32>,
     /// Refuse runs at once (status rejected) instead of waiting for resources
     #[arg(long)]
     pub no_wait: bool,
-    /// local | slurm (slurm submits one job array throttled to maxParallel)
-    #[arg(long)]
-    pub executor: Option<String>,
-}
-
-impl QueueArgs {
-    fn flags(&self) -> Vec<FlagValue> {
-        let mut f = Flags::default();
-        f.add(
-            "--max-parallel",
-            "maxParallel",
-            self.max_parallel.map(Value::from),
-        );
-        f.add_text(
-            "--max-run-minutes",
-            "maxRunMinutes",
-            self.max_run_minutes.as_ref(),
-        );
-        f.add(
-            "--max-restarts",
-            "maxRestarts",
-            self.max_restarts.map(Value::from),
-        );
-        f.add("--gpus", "gpusPerRun", self.gpus.map(Value::from));
-        f.add(
-            "--executor",
-            "executor",
-            self.executor.clone().map(Value::from),
-        );
-        f.into_vec()
-    }
 }
 
 /// One run of the batch, resolved.
@@ -96,7 +56,7 @@ struct Resolved {
 }
 
 pub fn execute(global: &Global, args: QueueArgs) -> Result<i32, CliError> {
-    let flags = args.flags();
+    let flags = args.config.flags();
     let base = load_config(global, flags.clone())?;
     let batch = match &args.file {
         Some(path) => sweep::load_file(path).map_err(|e| CliError::usage(e.to_string()))?,

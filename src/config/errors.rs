@@ -193,26 +193,6 @@ fn unknown_key_advice(path: &[String]) -> String {
     }
 }
 
-/// Levenshtein distance over characters.
-pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let above = row[j + 1];
-            row[j + 1] = if ca == *cb {
-                diagonal
-            } else {
-                1 + diagonal.min(above).min(row[j])
-            };
-            diagonal = above;
-        }
-    }
-    row[b.len()]
-}
-
 /// The candidate closest to `unknown` (case-insensitive; a matching last segment in another
 /// section counts too, so `maxTempC` finds `gpu.maxTempC`), when it is reasonably close.
 pub(crate) fn closest<'a>(unknown: &str, candidates: &[&'a str]) -> Option<&'a str> {
@@ -225,8 +205,8 @@ pub(crate) fn closest<'a>(unknown: &str, candidates: &[&'a str]) -> Option<&'a s
         .iter()
         .map(|c| {
             let c_lower = c.to_lowercase();
-            let whole = edit_distance(&lower, &c_lower);
-            let by_leaf = edit_distance(&unknown_leaf, &leaf(&c_lower)) + 1;
+            let whole = strsim::levenshtein(&lower, &c_lower);
+            let by_leaf = strsim::levenshtein(&unknown_leaf, &leaf(&c_lower)) + 1;
             (whole.min(by_leaf), *c)
         })
         .filter(|(score, _)| *score <= limit)
@@ -237,13 +217,6 @@ pub(crate) fn closest<'a>(unknown: &str, candidates: &[&'a str]) -> Option<&'a s
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn edit_distances() {
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
-        assert_eq!(edit_distance("", "abc"), 3);
-        assert_eq!(edit_distance("same", "same"), 0);
-    }
 
     #[test]
     fn suggestions_are_close_or_absent() {

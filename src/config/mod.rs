@@ -14,6 +14,7 @@ mod values;
 mod tests;
 
 pub use errors::ConfigError;
+pub(crate) use errors::closest;
 pub use layers::{
     FILE_NAME, FlagValue, LoadRequest, LoadedConfig, Override, RESERVED_ENV, RESERVED_ENV_PREFIXES,
     env_var_name, load,

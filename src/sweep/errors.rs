@@ -86,35 +86,4 @@ pub(crate) fn did_you_mean(unknown: &str, candidates: &[&str]) -> String {
     }
 }
 
-/// The candidate closest to `unknown` (case-insensitive), when it is reasonably close.
-pub(crate) fn closest<'a>(unknown: &str, candidates: &[&'a str]) -> Option<&'a str> {
-    let lower = unknown.to_lowercase();
-    let len = lower.chars().count();
-    let limit = (len / 3).max(2).min(len.saturating_sub(1));
-    candidates
-        .iter()
-        .map(|c| (edit_distance(&lower, &c.to_lowercase()), *c))
-        .filter(|(score, _)| *score <= limit)
-        .min_by_key(|(score, _)| *score)
-        .map(|(_, c)| c)
-}
-
-/// Levenshtein distance over characters.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let above = row[j + 1];
-            row[j + 1] = if ca == *cb {
-                diagonal
-            } else {
-                1 + diagonal.min(above).min(row[j])
-            };
-            diagonal = above;
-        }
-    }
-    row[b.len()]
-}
+pub(crate) use crate::config::closest;
