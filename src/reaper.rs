@@ -32,20 +32,27 @@ pub fn mark_lost(store: &Store, rec: &mut RunRecord, now: u64) {
     rec.finish(Status::Lost, "lost", now);
 }
 
-/// Finds and marks every orphaned run; returns their ids. Reads without the lock first, so
-/// the common case (nothing to reap) costs one read.
+/// Finds and marks every orphaned run; returns their ids.
 pub fn reap(store: &Store) -> Result<Vec<String>, StoreError> {
-    let host = proc_info::hostname();
-    let suspects: Vec<String> = store
+    let records: Vec<RunRecord> = store
         .read()?
         .records()
         .into_iter()
         .filter_map(Result::ok)
+        .collect();
+    reap_records(store, &records)
+}
+
+/// Like `reap`, from records already read: the common case (nothing to reap) costs nothing.
+pub fn reap_records(store: &Store, records: &[RunRecord]) -> Result<Vec<String>, StoreError> {
+    let host = proc_info::hostname();
+    let suspects: Vec<&str> = records
+        .iter()
         .filter(|rec| is_orphaned(rec, &host))
-        .map(|rec| rec.id)
+        .map(|rec| rec.id.as_str())
         .collect();
     if suspects.is_empty() {
-        return Ok(suspects);
+        return Ok(Vec::new());
     }
     store.update(|ex| {
         let now = now_ms();
@@ -57,11 +64,28 @@ pub fn reap(store: &Store) -> Result<Vec<String>, StoreError> {
             {
                 mark_lost(store, &mut rec, now);
                 ex.put(&rec);
-                reaped.push(id.clone());
+                reaped.push(id.to_string());
             }
         }
         reaped
     })
+}
+
+/// The store as commands show it: read once, runs of dead supervisors marked `lost`, Slurm
+/// runs brought up to date; read again only when that changed something.
+pub fn refresh(store: &Store) -> Result<Vec<Result<RunRecord, StoreError>>, StoreError> {
+    let records = store.read()?.records();
+    let parsed: Vec<RunRecord> = records
+        .iter()
+        .filter_map(|r| r.as_ref().ok().cloned())
+        .collect();
+    let reaped = !reap_records(store, &parsed)?.is_empty();
+    let synced = crate::slurm::sync_records(store, &parsed)?;
+    if reaped || synced {
+        Ok(store.read()?.records())
+    } else {
+        Ok(records)
+    }
 }
 
 #[cfg(test)]

@@ -43,28 +43,50 @@ pub fn home() -> PathBuf {
 /// Opens the store for writing and marks runs of dead supervisors `lost`.
 pub fn open_store() -> Result<Store, CliError> {
     let store = Store::open(&home())?;
-    crate::reaper::reap(&store)?;
-    crate::slurm::sync(&store)?;
+    crate::reaper::refresh(&store)?;
     Ok(store)
 }
 
-/// Opens the store to read; reaps when the home is writable, reads anyway when it is not.
-pub fn open_store_for_reading() -> Result<Store, CliError> {
+/// The store opened to read, with its records as commands show them (`reaper::refresh`:
+/// lost runs marked, Slurm states current). A home that cannot be written is still read.
+pub fn open_store_for_reading() -> Result<(Store, Vec<RunRecord>), CliError> {
     let home = home();
-    match Store::open(&home) {
-        Ok(store) => {
-            if let Err(e) = crate::reaper::reap(&store).and_then(|_| crate::slurm::sync(&store)) {
+    let (store, records) = match Store::open(&home) {
+        Ok(store) => match crate::reaper::refresh(&store) {
+            Ok(records) => (store, records),
+            Err(e) => {
                 crate::ui::warn(&format!("could not check for lost runs: {e}"));
+                let records = store.read()?.records();
+                (store, records)
             }
-            Ok(store)
-        }
+        },
         Err(StoreError::Unwritable { .. })
             if home.join(crate::store::EXPERIMENTS_FILE).is_file() =>
         {
-            Ok(Store::open_for_reading(&home))
+            let store = Store::open_for_reading(&home);
+            let records = store.read()?.records();
+            (store, records)
         }
-        Err(e) => Err(e.into()),
+        Err(e) => return Err(e.into()),
+    };
+    let mut readable = Vec::with_capacity(records.len());
+    for rec in records {
+        match rec {
+            Ok(rec) => readable.push(rec),
+            Err(e) => crate::ui::warn(&e.to_string()),
+        }
     }
+    Ok((store, readable))
+}
+
+/// A run named by the user, among records already read.
+pub fn find_in(records: &[RunRecord], id: &str) -> Result<RunRecord, CliError> {
+    crate::runid::validate(id).map_err(|e| CliError::usage(e.to_string()))?;
+    records
+        .iter()
+        .find(|r| r.id == id)
+        .cloned()
+        .ok_or_else(|| StoreError::NotFound(id.to_string()).into())
 }
 
 pub fn load_config(global: &Global, flags: Vec<FlagValue>) -> Result<LoadedConfig, CliError> {

@@ -40,14 +40,7 @@ pub fn execute(global: &Global, args: ListArgs) -> Result<i32, CliError> {
             })?),
             None => None,
         };
-    let store = open_store_for_reading()?;
-    let mut records = Vec::new();
-    for rec in store.read()?.records() {
-        match rec {
-            Ok(rec) => records.push(rec),
-            Err(e) => crate::ui::warn(&e.to_string()),
-        }
-    }
+    let (_, mut records) = open_store_for_reading()?;
     sort_newest_first(&mut records);
     records.retain(|r| status.is_none_or(|s| r.status == s));
     records.retain(|r| {

@@ -2,7 +2,7 @@
 
 use super::Global;
 use super::common::{
-    CliError, duration_text, find_run, load_config, loss_text, open_store_for_reading, print_json,
+    CliError, duration_text, find_in, load_config, loss_text, open_store_for_reading, print_json,
     time_text,
 };
 use super::table;
@@ -20,9 +20,9 @@ pub struct StatusArgs {
 }
 
 pub fn execute(global: &Global, args: StatusArgs) -> Result<i32, CliError> {
-    let store = open_store_for_reading()?;
+    let (store, all) = open_store_for_reading()?;
     if let Some(id) = args.run_id {
-        let rec = find_run(&store, &id)?;
+        let rec = find_in(&all, &id)?;
         if global.json {
             print_json(&rec);
         } else {
@@ -44,13 +44,7 @@ pub fn execute(global: &Global, args: StatusArgs) -> Result<i32, CliError> {
         Verdict::Go => None,
         Verdict::Wait(why) => Some(why),
     };
-    let mut active: Vec<RunRecord> = store
-        .read()?
-        .records()
-        .into_iter()
-        .filter_map(Result::ok)
-        .filter(|r| r.status.is_active())
-        .collect();
+    let mut active: Vec<RunRecord> = all.into_iter().filter(|r| r.status.is_active()).collect();
     super::list::sort_newest_first(&mut active);
     let holders = gpu_holders(&active);
     if global.json {

@@ -25,23 +25,28 @@ fn watched(rec: &RunRecord, host: &str) -> bool {
 
 /// Updates Slurm states (best effort: a cluster that cannot be reached changes nothing).
 pub fn sync(store: &Store) -> Result<(), StoreError> {
-    let host = proc_info::hostname();
     let records: Vec<RunRecord> = store
         .read()?
         .records()
         .into_iter()
         .filter_map(Result::ok)
-        .filter(|r| watched(r, &host))
         .collect();
+    sync_records(store, &records).map(drop)
+}
+
+/// Like `sync`, from records already read; returns whether it changed the store.
+pub fn sync_records(store: &Store, all: &[RunRecord]) -> Result<bool, StoreError> {
+    let host = proc_info::hostname();
+    let records: Vec<&RunRecord> = all.iter().filter(|r| watched(r, &host)).collect();
     if records.is_empty() {
-        return Ok(());
+        return Ok(false);
     }
     let ids: Vec<String> = records
         .iter()
         .filter_map(|r| r.slurm.as_ref().map(|s| s.job_id.clone()))
         .collect();
     let Ok(queued) = client::squeue(&ids) else {
-        return Ok(());
+        return Ok(false);
     };
     let gone: Vec<String> = ids
         .iter()
@@ -54,7 +59,7 @@ pub fn sync(store: &Store) -> Result<(), StoreError> {
         client::sacct(&gone).unwrap_or_default()
     };
     store.update(|ex| {
-        for old in &records {
+        for old in records {
             let Ok(mut rec) = ex.record(&old.id) else {
                 continue;
             };
@@ -80,5 +85,6 @@ pub fn sync(store: &Store) -> Result<(), StoreError> {
             }
             ex.put(&rec);
         }
-    })
+    })?;
+    Ok(true)
 }
