@@ -55,7 +55,7 @@ command -v python3 >/dev/null || die "python3 is needed (the producer and the st
 if [ "$QUICK" = 1 ]; then
     R_PASS=2 R_START=10 R_BATCH=1 R_LIST=5 IDLE_S=10
 else
-    R_PASS=5 R_START=30 R_BATCH=3 R_LIST=10 IDLE_S=60
+    R_PASS=5 R_START=30 R_BATCH=5 R_LIST=10 IDLE_S=60
 fi
 LINES=1000000
 BATCH_RUNS=200
@@ -141,7 +141,7 @@ print("%.6f %.4f-%.4f" % (r["median"], r["min"], r["max"]))' "$json")
                   printf "%.6f %.4f-%.4f\n", m, v[1], v[NR] }')
         read -r MEDIAN_S SPREAD <<<"$parsed"
     fi
-    log "  median ${MEDIAN_S}s (min-max ${SPREAD}s)"
+    log "  median ${MEDIAN_S}s (min-max ${SPREAD}s); load $(cut -d' ' -f1-3 /proc/loadavg)"
 }
 
 # `footprint NAME CMD...`: runs CMD under /usr/bin/time -v while polling the VmHWM of the
@@ -184,6 +184,10 @@ verdict() { # verdict VALUE OP LIMIT -> pass/FAIL
 }
 ms() { python3 -c "import sys; print('%.1f ms' % (float(sys.argv[1]) * 1000))" "$1"; }
 secs() { python3 -c "import sys; print('%.2f s' % float(sys.argv[1]))" "$1"; }
+# The last measurement's min–max, for a table cell: "(0.71–0.80 s)" or "(11.2–14.9 ms)".
+spread_s() { python3 -c "import sys; a, b = sys.argv[1].split('-'); print('(%.2f–%.2f s)' % (float(a), float(b)))" "$SPREAD"; }
+spread_ms() { python3 -c "import sys; a, b = sys.argv[1].split('-'); print('(%.1f–%.1f ms)' % (float(a) * 1000, float(b) * 1000))" "$SPREAD"; }
+mb() { python3 -c "import sys; print('%.1f MB' % (int(sys.argv[1]) / 1024))" "$1"; }
 calc() { python3 -c "import sys; print($1)"; }
 
 log "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores, $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo) RAM; load $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -251,6 +255,7 @@ for mode in block line; do
     measure "pass-base-$mode" "$R_PASS" 1 "" \
         "python3 $TMP/producer.py $LINES $flag | cat >/dev/null"
     base=$MEDIAN_S
+    base_spread=$(spread_s)
     export PRODUCER_STATS="$TMP/stats-bp-$mode.jsonl"
     measure "pass-backprop-$mode" "$R_PASS" 1 "rm -rf $PT_HOME" \
         "env BACKPROP_HOME=$PT_HOME $BIN run -q --gpu-probe none -n producer $TMP/producer.py -- $LINES $flag"
@@ -260,7 +265,7 @@ for mode in block line; do
     got=$(cat "$PT_HOME"/runs/*/metrics.jsonl | wc -l)
     [ "$got" = "$LINES" ] || die "pass-through ($mode): metrics.jsonl has $got lines, not $LINES"
     ratio=$(calc "'%.2f' % ($bp / $base)")
-    row "$label (wall)" "$(secs "$bp")" "$(secs "$base") (\`| cat\`)" "${ratio}×" "≤ 1.5×" \
+    row "$label (wall)" "$(secs "$bp") $(spread_s)" "$(secs "$base") $base_spread (\`cat >/dev/null\`)" "${ratio}×" "≤ 1.5×" \
         "$(verdict "$ratio" le 1.5)"
     row "… longest single write() of the producer" \
         "$(longest_write "$TMP/stats-bp-$mode.jsonl") ms" \
@@ -277,13 +282,14 @@ BACKPROP_HOME="$SEED" "$BIN" run -q --gpu-probe none -- true
 START_HOME="$TMP/home-start"
 measure start-base "$R_START" 3 "" "true" noshell
 base=$MEDIAN_S
+base_spread=$(spread_ms)
 printf 'rm -rf "%s" && cp -a "%s" "%s"\n' "$START_HOME" "$SEED" "$START_HOME" >"$TMP/reset-start.sh"
 measure start-backprop "$R_START" 3 "bash $TMP/reset-start.sh" \
     "env BACKPROP_HOME=$START_HOME $BIN run -q --gpu-probe none -- true" noshell
 bp=$MEDIAN_S
 START_BP=$bp
 added=$(calc "'%.1f' % (($bp - $base) * 1000)")
-row "start overhead (\`run -- true\`)" "$(ms "$bp")" "$(ms "$base") (\`true\`)" "+${added} ms" \
+row "start overhead (\`run -- true\`)" "$(ms "$bp") $(spread_ms)" "$(ms "$base") $base_spread (\`true\`)" "+${added} ms" \
     "≤ 30 ms added" "$(verdict "$added" le 30)"
 
 # ---------------------------------------------------------------------------------------------
@@ -297,15 +303,17 @@ EOF
 BATCH_HOME="$TMP/home-batch"
 measure batch-base "$R_BATCH" 1 "" "seq $BATCH_RUNS | xargs -P2 -n1 true"
 base=$MEDIAN_S
+base_spread=$(spread_s)
 measure batch-backprop "$R_BATCH" 0 "rm -rf $BATCH_HOME" \
     "env BACKPROP_HOME=$BATCH_HOME $BIN queue -q $TMP/sweep-batch.json" noshell
 bp=$MEDIAN_S
+bp_spread=$(spread_s)
 n=$(BACKPROP_HOME="$BATCH_HOME" "$BIN" list --json | python3 -c \
     'import json, sys; print(sum(r["status"] == "completed" for r in json.load(sys.stdin)))')
 [ "$n" = "$BATCH_RUNS" ] || die "batch: $n of $BATCH_RUNS runs completed"
 per=$(calc "'%.1f' % (($bp - $base) * 1000 / $BATCH_RUNS)")
-row "batch: $BATCH_RUNS × \`true\` via \`queue\`, maxParallel 2" "$(secs "$bp")" \
-    "$(secs "$base") (\`xargs -P2\`)" "+${per} ms/run" "≤ 20 ms/run added" "$(verdict "$per" le 20)"
+row "batch: $BATCH_RUNS × \`true\` via \`queue\`, maxParallel 2" "$(secs "$bp") $bp_spread" \
+    "$(secs "$base") $base_spread (\`xargs -P2\`)" "+${per} ms/run" "≤ 20 ms/run added" "$(verdict "$per" le 20)"
 rm -rf "$BATCH_HOME"
 
 # ---------------------------------------------------------------------------------------------
@@ -373,16 +381,18 @@ log "store: $STORE_RUNS runs, experiments.json $size bytes ($((size / STORE_RUNS
 export BACKPROP_HOME="$BIG"
 measure list-10k "$R_LIST" 1 "" "$BIN list" noshell
 unset BACKPROP_HOME
-row "\`list\`, $STORE_RUNS runs ($((size / 1048576)) MiB store)" "$(ms "$MEDIAN_S")" "—" "" \
+row "\`list\`, $STORE_RUNS runs ($((size / 1048576)) MiB store)" "$(ms "$MEDIAN_S") $(spread_ms)" "—" "" \
     "≤ 150 ms" "$(verdict "$MEDIAN_S" le 0.150)"
 
-# The same start as above, but into the 10,000-run store: its extra time is the cost of the
-# store writes a run makes (counted with strace when available).
+# The same start as above, but into the 10,000-run store: its extra time is what the store's
+# size costs one run (each store write re-reads, re-parses and rewrites the whole file; the
+# reaper and the admission check parse every record). The writes are counted with strace.
 START_BIG="$TMP/home-start-10k"
 printf 'rm -rf "%s" && cp -a "%s" "%s"\n' "$START_BIG" "$BIG" "$START_BIG" >"$TMP/reset-10k.sh"
 measure start-10k "$R_LIST" 1 "bash $TMP/reset-10k.sh" \
     "env BACKPROP_HOME=$START_BIG $BIN run -q --gpu-probe none -- true" noshell
 big=$MEDIAN_S
+big_spread=$(spread_ms)
 writes=""
 if command -v strace >/dev/null; then
     rm -rf "$START_BIG" && cp -a "$BIG" "$START_BIG"
@@ -391,14 +401,10 @@ if command -v strace >/dev/null; then
     writes=$(grep -c 'experiments.json.tmp' "$TMP/renames.txt" || true)
 fi
 rm -rf "$START_BIG"
-if [ -n "$writes" ] && [ "$writes" -gt 0 ]; then
-    per=$(calc "'%.1f' % (($big - $START_BP) * 1000 / $writes)")
-    row "\`run -- true\` into the $STORE_RUNS-run store" "$(ms "$big")" \
-        "$(ms "$START_BP") (empty store)" "+${per} ms per store write ($writes writes)" "(info)" ""
-else
-    row "\`run -- true\` into the $STORE_RUNS-run store" "$(ms "$big")" \
-        "$(ms "$START_BP") (empty store)" "" "(info)" ""
-fi
+added=$(calc "'+%.0f ms' % (($big - $START_BP) * 1000)")
+[ -n "$writes" ] && added="$added ($writes store writes)"
+row "\`run -- true\` into the $STORE_RUNS-run store" "$(ms "$big") $big_spread" \
+    "$(ms "$START_BP") (1-run store)" "$added" "(info)" ""
 rm -rf "$BIG"
 
 # ---------------------------------------------------------------------------------------------
@@ -407,7 +413,7 @@ rm -rf "$BIG"
 FP_HOME="$TMP/home-fp"
 export BACKPROP_HOME="$FP_HOME"
 footprint rss-1 "$BIN" run -q --gpu-probe none -m 1 -- sleep 5
-row "peak RSS, supervising 1 run" "$((RSS_KB / 1024)) MB" "—" "(backprop alone: $((HWM_KB / 1024)) MB)" \
+row "peak RSS, supervising 1 run (\`-- sleep 5\`)" "$(mb "$RSS_KB")" "—" "(backprop's own VmHWM: $(mb "$HWM_KB"))" \
     "≤ 20 MB" "$(verdict "$RSS_KB" le 20480)"
 
 python3 - "$TMP/sweep-8.json" <<'EOF'
@@ -416,13 +422,15 @@ json.dump({"script": "sleep", "args": ["5"], "grid": {"i": list(range(8))}, "nam
            "maxParallel": 8, "maxRunMinutes": 1}, open(sys.argv[1], "w"))
 EOF
 footprint rss-8 "$BIN" queue -q "$TMP/sweep-8.json"
-row "peak RSS, supervising 8 runs (\`queue\`, maxParallel 8)" "$((RSS_KB / 1024)) MB" "—" \
-    "(backprop alone: $((HWM_KB / 1024)) MB; wall ${WALL_S} s)" "≤ 40 MB" "$(verdict "$RSS_KB" le 40960)"
+row "peak RSS, supervising 8 runs (\`queue\` of 8 × \`sleep 5\`, maxParallel 8)" "$(mb "$RSS_KB")" "—" \
+    "(backprop's own VmHWM: $(mb "$HWM_KB"); wall ${WALL_S} s)" "≤ 40 MB" "$(verdict "$RSS_KB" le 40960)"
 
 footprint idle-cpu "$BIN" run -q --gpu-probe none -m 2 -- sleep "$IDLE_S"
 limit=$(calc "'%.2f' % ($IDLE_S * 0.01)")
 pct=$(calc "'%.3f' % ($CPU_S / $WALL_S * 100)")
-row "CPU of backprop while the script sleeps ${IDLE_S} s" "${CPU_S} s (${pct} % of a core)" "—" "" \
+cpu_text="${CPU_S} s"
+[ "$CPU_S" = "0.00" ] && cpu_text="< 0.01 s"
+row "CPU of backprop while the script sleeps ${IDLE_S} s (user+sys)" "$cpu_text (${pct} % of a core)" "—" "" \
     "≤ ${limit} s (1 % of a core)" "$(verdict "$CPU_S" le "$limit")"
 unset BACKPROP_HOME
 rm -rf "$FP_HOME"
@@ -448,7 +456,7 @@ if [ "$CRITERION" = 1 ]; then
     row "store: \`update_record\` of 1 run among 10,000 (criterion)" \
         "$(calc "'%.1f ms' % ($upd / 1e6)")" "—" "" "≤ 50 ms" "$(verdict "$(calc "$upd / 1e6")" le 50)"
     row "store: \`read()\` + parse all 10,000 records (criterion)" \
-        "$(calc "'%.1f ms' % ($all / 1e6)")" "—" "" "(info; \`list\` does this twice)" ""
+        "$(calc "'%.1f ms' % ($all / 1e6)")" "—" "" "(info; what \`list\` parses)" ""
     log "cargo bench --bench protocol -- ${crit[*]}"
     (cd "$ROOT" && cargo bench --quiet --bench protocol -- "${crit[@]}") >"$TMP/bench-protocol.log" 2>&1 ||
         die "cargo bench --bench protocol failed: $(tail -5 "$TMP/bench-protocol.log")"
@@ -468,6 +476,7 @@ fi
 
 echo
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores, $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo) RAM; load at the end $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "backprop: $(cd "$ROOT" && git describe --always --dirty 2>/dev/null || echo 'not a git checkout')"
 echo "timing: $([ "$HAVE_HYPERFINE" = 1 ] && hyperfine --version || echo 'date +%s%N loop') (medians)$([ "$QUICK" = 1 ] && echo '; --quick')"
 echo
 echo "| metric | backprop | baseline | ratio / added | target | result |"
