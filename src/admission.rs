@@ -24,9 +24,16 @@ pub fn check(
     max_parallel: u32,
     host: &str,
 ) -> Result<(), String> {
-    let others = records
-        .iter()
-        .filter(|r| r.id != me.id && supervised(r, host));
+    // The runs of one batch share a supervisor: look each one up in /proc once.
+    let mut alive: std::collections::HashMap<(u32, u64), bool> = std::collections::HashMap::new();
+    let mut supervised = |rec: &RunRecord| match &rec.supervisor {
+        Some(s) if s.host == host => *alive
+            .entry((s.pid, s.start_ticks))
+            .or_insert_with(|| proc_info::liveness(s, host) != Liveness::Dead),
+        Some(_) => true,
+        None => false,
+    };
+    let others = records.iter().filter(|r| r.id != me.id && supervised(r));
     let (mut active, mut ahead) = (0u32, 0u32);
     for rec in others {
         match rec.status {

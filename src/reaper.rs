@@ -40,11 +40,11 @@ pub fn reap(store: &Store) -> Result<Vec<String>, StoreError> {
         .into_iter()
         .filter_map(Result::ok)
         .collect();
-    reap_records(store, &records)
+    reap_records(store, &records.iter().collect::<Vec<_>>())
 }
 
 /// Like `reap`, from records already read: the common case (nothing to reap) costs nothing.
-pub fn reap_records(store: &Store, records: &[RunRecord]) -> Result<Vec<String>, StoreError> {
+pub fn reap_records(store: &Store, records: &[&RunRecord]) -> Result<Vec<String>, StoreError> {
     let host = proc_info::hostname();
     let suspects: Vec<&str> = records
         .iter()
@@ -75,10 +75,7 @@ pub fn reap_records(store: &Store, records: &[RunRecord]) -> Result<Vec<String>,
 /// runs brought up to date; read again only when that changed something.
 pub fn refresh(store: &Store) -> Result<Vec<Result<RunRecord, StoreError>>, StoreError> {
     let records = store.read()?.records();
-    let parsed: Vec<RunRecord> = records
-        .iter()
-        .filter_map(|r| r.as_ref().ok().cloned())
-        .collect();
+    let parsed: Vec<&RunRecord> = records.iter().filter_map(|r| r.as_ref().ok()).collect();
     let reaped = !reap_records(store, &parsed)?.is_empty();
     let synced = crate::slurm::sync_records(store, &parsed)?;
     if reaped || synced {

@@ -45,6 +45,14 @@ impl Status {
     }
 }
 
+impl std::str::FromStr for Status {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Status, String> {
+        serde_json::from_value(serde_json::Value::from(text.to_ascii_lowercase()))
+            .map_err(|_| format!("{text:?} is not a status"))
+    }
+}
+
 impl std::fmt::Display for Status {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())

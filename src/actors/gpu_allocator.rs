@@ -124,7 +124,7 @@ fn place(store: &Store, policy: &Policy, gpu: &GpuState, req: &Reserve) -> Resul
     let need = need(policy, gpu, req)?;
     let host = proc_info::hostname();
     let claimed = store.update(|ex| {
-        let records: Vec<RunRecord> = ex.records().into_iter().filter_map(Result::ok).collect();
+        let records: Vec<RunRecord> = ex.active_records();
         let me = records
             .iter()
             .find(|r| r.id == req.run_id)

@@ -66,6 +66,8 @@ pub struct Supervisor {
     deciding: bool,
     /// Runs waiting out a restart backoff (not in the queue yet).
     pending: usize,
+    /// `advance` was called while a decision was in flight.
+    advance_again: bool,
     interrupts: u32,
     done: Option<oneshot::Sender<Results>>,
 }
@@ -91,6 +93,7 @@ impl Supervisor {
             results: Vec::new(),
             deciding: false,
             pending: 0,
+            advance_again: false,
             interrupts: 0,
             done: Some(done),
         }
@@ -110,6 +113,8 @@ impl Supervisor {
             return;
         }
         if self.deciding {
+            // Looked at again when the answer in flight arrives.
+            self.advance_again = true;
             return;
         }
         let Some(job) = self.queue.front().cloned() else {
@@ -157,6 +162,11 @@ impl Supervisor {
         };
         ctx.spawn(decision.into_actor(self).map(move |decision, act, ctx| {
             act.deciding = false;
+            if std::mem::take(&mut act.advance_again) && decision.is_err() && !job.no_wait {
+                // Something changed while we asked (a run ended): ask again at once.
+                act.advance(ctx);
+                return;
+            }
             if act.interrupts > 0 || act.queue.front().map(|j| &j.run_id) != Some(&job.run_id) {
                 // Stopped or removed while we were asking.
                 act.advance(ctx);

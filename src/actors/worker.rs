@@ -29,6 +29,8 @@ use std::time::{Duration, Instant};
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
 /// Steps per second are measured over this window.
 const RATE_WINDOW: Duration = Duration::from_secs(10);
+/// Progress reaches the store and the live line at most this often.
+const SHOW_EVERY: Duration = Duration::from_millis(200);
 
 /// Everything a Worker needs to run one attempt.
 #[derive(Clone, Debug)]
@@ -118,6 +120,9 @@ pub struct Worker {
     progress: ProgressUpdate,
     view: Arc<View>,
     rate_samples: Vec<(Instant, u64)>,
+    last_shown: Option<Instant>,
+    /// Progress merged since the last publish (a quiet script's last line still gets out).
+    progress_unsent: bool,
     clock_origin: Instant,
     finished: bool,
 }
@@ -155,6 +160,8 @@ impl Worker {
             progress,
             view,
             rate_samples: Vec::new(),
+            last_shown: None,
+            progress_unsent: false,
             clock_origin: Instant::now(),
             finished: false,
         }
@@ -417,15 +424,27 @@ impl Worker {
         }
     }
 
+    /// Sends the latest progress to the store and the live line.
+    fn publish_progress(&mut self) {
+        self.last_shown = Some(Instant::now());
+        self.progress_unsent = false;
+        self.progress.active_ms = self.clock.elapsed().as_millis() as u64;
+        self.store.do_send(self.progress.clone());
+        self.show();
+    }
+
     /// Shows the run's live line (the view throttles plain output itself).
     fn show(&mut self) {
         let now = Instant::now();
         if let Some(step) = self.progress.step
-            && self.rate_samples.last().is_none_or(|(_, s)| *s != step)
+            && self
+                .rate_samples
+                .last()
+                .is_none_or(|(t, s)| *s != step && now.duration_since(*t) >= SHOW_EVERY)
         {
             self.rate_samples.push((now, step));
         }
-        // Steps per second over the last ~10 s.
+        // Steps per second over the last ~10 s (at most 50 samples, one per 200 ms).
         self.rate_samples
             .retain(|(t, _)| now.duration_since(*t) <= RATE_WINDOW);
         let samples: Vec<(f64, u64)> = self
@@ -524,7 +543,12 @@ impl Actor for Worker {
         self.arm_timebox(ctx);
         self.show();
         ctx.run_interval(Duration::from_secs(1), |act, _| {
-            if act.exit.is_none() {
+            if act.exit.is_some() {
+                return;
+            }
+            if act.progress_unsent {
+                act.publish_progress();
+            } else {
                 act.show();
             }
         });
@@ -556,9 +580,13 @@ impl Handler<StdoutBatch> for Worker {
                 self.progress.loss = progress.loss;
             }
             self.progress.metrics.extend(progress.metrics);
-            self.progress.active_ms = self.clock.elapsed().as_millis() as u64;
-            self.store.do_send(self.progress.clone());
-            self.show();
+            // A script may print thousands of lines a second: the store (which writes at most
+            // once a second anyway) and the live line hear of it at most every 200 ms; the
+            // final progress is written with the outcome.
+            self.progress_unsent = true;
+            if self.last_shown.is_none_or(|t| t.elapsed() >= SHOW_EVERY) {
+                self.publish_progress();
+            }
         }
         for path in batch.checkpoints {
             let absolute = absolute_in(&self.attempt.spec.cwd, &path);

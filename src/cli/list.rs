@@ -74,14 +74,14 @@ pub fn execute(global: &Global, args: ListArgs) -> Result<i32, CliError> {
     let rows: Vec<Vec<String>> = records
         .iter()
         .map(|r| {
-            let mut cells = row(r, colour);
+            let mut cells = row(r);
             if on_slurm {
                 cells.push(slurm_text(r));
             }
             cells
         })
         .collect();
-    println!("{}", table::render(&headers, &rows));
+    println!("{}", table::render_with_status(&headers, &rows, colour));
     Ok(0)
 }
 
@@ -89,11 +89,11 @@ pub fn sort_newest_first(records: &mut [RunRecord]) {
     records.sort_by_key(|r| std::cmp::Reverse(r.created_time.max(r.start_time.unwrap_or(0))));
 }
 
-fn row(rec: &RunRecord, colour: bool) -> Vec<String> {
+fn row(rec: &RunRecord) -> Vec<String> {
     vec![
         rec.id.clone(),
         rec.name.clone(),
-        table::status_text(rec.status, colour),
+        rec.status.to_string(),
         duration_text(rec.active_ms),
         rec.last_step
             .map(|s| s.to_string())

@@ -91,7 +91,7 @@ pub fn execute(global: &Global, args: StatusArgs) -> Result<i32, CliError> {
         .map(|r| {
             vec![
                 r.id.clone(),
-                table::status_text(r.status, table::colour()),
+                r.status.to_string(),
                 duration_text(r.active_ms),
                 r.last_step
                     .map(|s| s.to_string())
@@ -107,7 +107,7 @@ pub fn execute(global: &Global, args: StatusArgs) -> Result<i32, CliError> {
         .collect();
     println!(
         "\n{}",
-        table::render(
+        table::render_with_status(
             &[
                 "ID",
                 "STATUS",
@@ -117,7 +117,8 @@ pub fn execute(global: &Global, args: StatusArgs) -> Result<i32, CliError> {
                 "GPUS",
                 "WAITING FOR / PAUSED BY"
             ],
-            &rows
+            &rows,
+            table::colour()
         )
     );
     Ok(0)

@@ -27,6 +27,36 @@ pub fn render(headers: &[&str], rows: &[Vec<String>]) -> String {
         .join("\n")
 }
 
+/// Like `render`, with the STATUS column coloured. Colour is applied after the columns are
+/// laid out, so widths are measured on plain text (and big tables stay fast).
+pub fn render_with_status(headers: &[&str], rows: &[Vec<String>], colour: bool) -> String {
+    let plain = render(headers, rows);
+    let Some(column) = headers
+        .iter()
+        .position(|h| *h == "STATUS")
+        .filter(|_| colour)
+    else {
+        return plain;
+    };
+    let mut lines = plain.lines();
+    let header = lines.next().unwrap_or_default();
+    let start = header.find("STATUS").unwrap_or(0);
+    let mut out = vec![header.to_string()];
+    for (line, row) in lines.zip(rows) {
+        let word = &row[column];
+        match (line.get(start..start + word.len()), word.parse::<Status>()) {
+            (Some(found), Ok(status)) if found == word => out.push(format!(
+                "{}{}{}",
+                &line[..start],
+                status_text(status, true),
+                &line[start + word.len()..]
+            )),
+            _ => out.push(line.to_string()),
+        }
+    }
+    out.join("\n")
+}
+
 /// Whether to colour what goes to stdout.
 pub fn colour() -> bool {
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
@@ -63,6 +93,15 @@ mod tests {
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[0].find("STATUS"), lines[1].find("running"));
         assert!(lines[1].starts_with("a-long-id"));
+    }
+
+    #[test]
+    fn the_status_column_is_coloured_in_place() {
+        let rows = vec![vec!["a".to_string(), "failed".to_string(), "x".to_string()]];
+        let text = render_with_status(&["ID", "STATUS", "NOTE"], &rows, true);
+        assert!(text.contains("\u{1b}["), "{text}");
+        let plain = render_with_status(&["ID", "STATUS", "NOTE"], &rows, false);
+        assert_eq!(console::strip_ansi_codes(&text), plain);
     }
 
     #[test]

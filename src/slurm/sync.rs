@@ -31,13 +31,13 @@ pub fn sync(store: &Store) -> Result<(), StoreError> {
         .into_iter()
         .filter_map(Result::ok)
         .collect();
-    sync_records(store, &records).map(drop)
+    sync_records(store, &records.iter().collect::<Vec<_>>()).map(drop)
 }
 
 /// Like `sync`, from records already read; returns whether it changed the store.
-pub fn sync_records(store: &Store, all: &[RunRecord]) -> Result<bool, StoreError> {
+pub fn sync_records(store: &Store, all: &[&RunRecord]) -> Result<bool, StoreError> {
     let host = proc_info::hostname();
-    let records: Vec<&RunRecord> = all.iter().filter(|r| watched(r, &host)).collect();
+    let records: Vec<&RunRecord> = all.iter().copied().filter(|r| watched(r, &host)).collect();
     if records.is_empty() {
         return Ok(false);
     }

@@ -91,6 +91,22 @@ impl Experiments {
         self.ids().map(|id| self.record(id)).collect()
     }
 
+    /// The queued, running and paused records: each record's status is looked at first, and
+    /// only active ones are parsed whole (admission and the GPU ledger need no others).
+    pub fn active_records(&self) -> Vec<RunRecord> {
+        #[derive(serde::Deserialize)]
+        struct Brief {
+            status: crate::record::Status,
+        }
+        self.entries
+            .values()
+            .filter(|raw| {
+                serde_json::from_str::<Brief>(raw.get()).is_ok_and(|b| b.status.is_active())
+            })
+            .filter_map(|raw| serde_json::from_str(raw.get()).ok())
+            .collect()
+    }
+
     /// Inserts or replaces a record (keyed by its id).
     pub fn put(&mut self, rec: &RunRecord) {
         let raw = serde_json::value::to_raw_value(rec).expect("a record always serialises");
