@@ -71,6 +71,19 @@ pub fn reap_records(store: &Store, records: &[&RunRecord]) -> Result<Vec<String>
     })
 }
 
+/// Before a command writes: lost runs marked and Slurm runs brought up to date, parsing only
+/// the records that can need it (active ones, and Slurm runs whose job state is not final).
+pub fn refresh_for_writing(store: &Store) -> Result<(), StoreError> {
+    let interesting = store.read()?.records_where(|status, slurm_state| {
+        status.is_active()
+            || slurm_state.is_some_and(|s| crate::slurm::fate(s, true) == crate::slurm::Fate::Stays)
+    });
+    let parsed: Vec<&RunRecord> = interesting.iter().collect();
+    reap_records(store, &parsed)?;
+    crate::slurm::sync_records(store, &parsed)?;
+    Ok(())
+}
+
 /// The store as commands show it: read once, runs of dead supervisors marked `lost`, Slurm
 /// runs brought up to date; read again only when that changed something.
 pub fn refresh(store: &Store) -> Result<Vec<Result<RunRecord, StoreError>>, StoreError> {

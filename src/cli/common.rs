@@ -43,7 +43,7 @@ pub fn home() -> PathBuf {
 /// Opens the store for writing and marks runs of dead supervisors `lost`.
 pub fn open_store() -> Result<Store, CliError> {
     let store = Store::open(&home())?;
-    crate::reaper::refresh(&store)?;
+    crate::reaper::refresh_for_writing(&store)?;
     Ok(store)
 }
 
@@ -77,6 +77,26 @@ pub fn open_store_for_reading() -> Result<(Store, Vec<RunRecord>), CliError> {
         }
     }
     Ok((store, readable))
+}
+
+/// The store opened to read, brought up to date cheaply (only records that can need it are
+/// parsed); a home that cannot be written is still read.
+pub fn open_store_refreshed() -> Result<Store, CliError> {
+    let home = home();
+    match Store::open(&home) {
+        Ok(store) => {
+            if let Err(e) = crate::reaper::refresh_for_writing(&store) {
+                crate::ui::warn(&format!("could not check for lost runs: {e}"));
+            }
+            Ok(store)
+        }
+        Err(StoreError::Unwritable { .. })
+            if home.join(crate::store::EXPERIMENTS_FILE).is_file() =>
+        {
+            Ok(Store::open_for_reading(&home))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// A run named by the user, among records already read.

@@ -217,7 +217,7 @@ fn describe_run(rec: &RunRecord, run_dir: &std::path::Path) -> String {
     field("command", command.join(" "));
     field("cwd", rec.spec.cwd.clone());
     if rec.slurm.is_some() {
-        field("slurm job", super::list::slurm_text(rec));
+        field("slurm job", super::list::slurm_text(rec.slurm.as_ref()));
     }
     field(
         "timebox",

@@ -1,30 +1,41 @@
-//! Tables for `list`, `status` and `queue`: aligned columns (comfy-table), statuses in colour
-//! on a terminal unless NO_COLOR is set.
+//! Tables for `list`, `status` and `queue`: aligned columns, statuses in colour on a terminal
+//! unless NO_COLOR is set.
 
 use crate::record::Status;
-use comfy_table::{ContentArrangement, Table, presets};
 use std::io::IsTerminal;
 
 pub fn render(headers: &[&str], rows: &[Vec<String>]) -> String {
-    let mut table = Table::new();
-    table
-        .load_style(presets::NOTHING)
-        .set_content_arrangement(ContentArrangement::Disabled)
-        .set_header(headers.iter().copied());
+    // Plain padding: comfy-table took ~100 ms for `list` of 10,000 runs, this takes a few.
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in rows {
-        table.add_row(row.iter().map(String::as_str));
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
     }
-    // comfy-table pads every cell by one space on each side; the first column need not be.
-    table
-        .lines()
-        .map(|line| {
-            line.strip_prefix(' ')
-                .unwrap_or(&line)
-                .trim_end()
-                .to_string()
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+    let mut out =
+        String::with_capacity((widths.iter().sum::<usize>() + 2 * widths.len()) * (rows.len() + 1));
+    let mut line = |cells: &mut dyn Iterator<Item = &str>| {
+        let start = out.len();
+        for (i, (cell, width)) in cells.zip(&widths).enumerate() {
+            if i > 0 {
+                out.push_str("  ");
+            }
+            out.push_str(cell);
+            out.extend(std::iter::repeat_n(
+                ' ',
+                width.saturating_sub(cell.chars().count()),
+            ));
+        }
+        let end = out[start..].trim_end().len() + start;
+        out.truncate(end);
+        out.push('\n');
+    };
+    line(&mut headers.iter().copied());
+    for row in rows {
+        line(&mut row.iter().map(String::as_str));
+    }
+    out.pop();
+    out
 }
 
 /// Like `render`, with the STATUS column coloured. Colour is applied after the columns are

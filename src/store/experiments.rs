@@ -86,6 +86,20 @@ impl Experiments {
         })
     }
 
+    /// Every record in file order read as `T` (a few fields of each, say); unreadable ones as
+    /// errors.
+    pub fn parse_all<T: serde::de::DeserializeOwned>(&self) -> Vec<Result<T, StoreError>> {
+        self.entries
+            .iter()
+            .map(|(id, raw)| {
+                serde_json::from_str(raw.get()).map_err(|e| StoreError::Unreadable {
+                    id: id.clone(),
+                    message: e.to_string(),
+                })
+            })
+            .collect()
+    }
+
     /// Every record in file order; unreadable ones as errors.
     pub fn records(&self) -> Vec<Result<RunRecord, StoreError>> {
         self.ids().map(|id| self.record(id)).collect()
@@ -94,14 +108,31 @@ impl Experiments {
     /// The queued, running and paused records: each record's status is looked at first, and
     /// only active ones are parsed whole (admission and the GPU ledger need no others).
     pub fn active_records(&self) -> Vec<RunRecord> {
+        self.records_where(|status, _| status.is_active())
+    }
+
+    /// The records for which `keep(status, slurm state)` holds, parsed whole; the others are
+    /// only glanced at (their status and Slurm state), which is several times cheaper.
+    pub fn records_where(
+        &self,
+        keep: impl Fn(crate::record::Status, Option<&str>) -> bool,
+    ) -> Vec<RunRecord> {
+        #[derive(serde::Deserialize)]
+        struct Job {
+            state: Option<String>,
+        }
         #[derive(serde::Deserialize)]
         struct Brief {
             status: crate::record::Status,
+            #[serde(default)]
+            slurm: Option<Job>,
         }
         self.entries
             .values()
             .filter(|raw| {
-                serde_json::from_str::<Brief>(raw.get()).is_ok_and(|b| b.status.is_active())
+                serde_json::from_str::<Brief>(raw.get()).is_ok_and(|b| {
+                    keep(b.status, b.slurm.as_ref().and_then(|j| j.state.as_deref()))
+                })
             })
             .filter_map(|raw| serde_json::from_str(raw.get()).ok())
             .collect()
