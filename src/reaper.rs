@@ -34,12 +34,7 @@ pub fn mark_lost(store: &Store, rec: &mut RunRecord, now: u64) {
 
 /// Finds and marks every orphaned run; returns their ids.
 pub fn reap(store: &Store) -> Result<Vec<String>, StoreError> {
-    let records: Vec<RunRecord> = store
-        .read()?
-        .records()
-        .into_iter()
-        .filter_map(Result::ok)
-        .collect();
+    let records: Vec<RunRecord> = store.read()?.readable_records();
     reap_records(store, &records.iter().collect::<Vec<_>>())
 }
 

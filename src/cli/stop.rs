@@ -33,12 +33,7 @@ pub fn execute(global: &Global, args: StopArgs) -> Result<i32, CliError> {
     if let Some(id) = &args.id {
         crate::runid::validate(id).map_err(|e| CliError::usage(e.to_string()))?;
     }
-    let records: Vec<RunRecord> = store
-        .read()?
-        .records()
-        .into_iter()
-        .filter_map(Result::ok)
-        .collect();
+    let records: Vec<RunRecord> = store.read()?.readable_records();
     let targets = targets(&records, args.id.as_deref())?;
     let active: Vec<&RunRecord> = targets
         .iter()
@@ -89,8 +84,7 @@ pub fn execute(global: &Global, args: StopArgs) -> Result<i32, CliError> {
     let mut left = ids.clone();
     while started.elapsed() < limit {
         std::thread::sleep(Duration::from_millis(200));
-        crate::reaper::reap(&store)?;
-        crate::slurm::sync(&store)?;
+        crate::reaper::refresh_for_writing(&store)?;
         let now = store.read()?;
         left.retain(|id| ex_active(&now, id));
         if left.is_empty() {

@@ -11,4 +11,4 @@ mod sync;
 pub use client::{SlurmError, cancel, submit};
 pub use script::{JobScript, time_limit_minutes};
 pub use states::{Fate, SacctRow, fate, parse_sacct, parse_squeue};
-pub use sync::{sync, sync_records};
+pub use sync::sync_records;

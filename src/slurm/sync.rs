@@ -23,18 +23,8 @@ fn watched(rec: &RunRecord, host: &str) -> bool {
         .is_none_or(|s| proc_info::liveness(s, host) != Liveness::Alive)
 }
 
-/// Updates Slurm states (best effort: a cluster that cannot be reached changes nothing).
-pub fn sync(store: &Store) -> Result<(), StoreError> {
-    let records: Vec<RunRecord> = store
-        .read()?
-        .records()
-        .into_iter()
-        .filter_map(Result::ok)
-        .collect();
-    sync_records(store, &records.iter().collect::<Vec<_>>()).map(drop)
-}
-
-/// Like `sync`, from records already read; returns whether it changed the store.
+/// Updates the Slurm states of `all` that need it (best effort: a cluster that cannot be
+/// reached changes nothing); returns whether it changed the store.
 pub fn sync_records(store: &Store, all: &[&RunRecord]) -> Result<bool, StoreError> {
     let host = proc_info::hostname();
     let records: Vec<&RunRecord> = all.iter().copied().filter(|r| watched(r, &host)).collect();

@@ -100,6 +100,11 @@ impl Experiments {
             .collect()
     }
 
+    /// Every record that parses, in file order (unreadable ones stay in the file untouched).
+    pub fn readable_records(&self) -> Vec<RunRecord> {
+        self.records().into_iter().filter_map(Result::ok).collect()
+    }
+
     /// Every record in file order; unreadable ones as errors.
     pub fn records(&self) -> Vec<Result<RunRecord, StoreError>> {
         self.ids().map(|id| self.record(id)).collect()
