@@ -55,10 +55,7 @@ fn twelve_processes_with_max_parallel_two_never_run_more_than_two_and_start_in_a
             child
         })
         .collect();
-    for child in children {
-        let out = child.wait_with_output().unwrap();
-        assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
-    }
+    expect_all_succeed(children);
     done.store(true, Ordering::Relaxed);
     sampler.join().unwrap();
     assert!(

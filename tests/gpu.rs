@@ -119,10 +119,7 @@ fn two_runs_started_together_with_big_reservations_take_different_gpus() {
                 .unwrap()
         })
         .collect();
-    for child in children {
-        let out = child.wait_with_output().unwrap();
-        assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
-    }
+    expect_all_succeed(children);
     let (a, b) = (g.script_env("a"), g.script_env("b"));
     let mut devices = [
         a["CUDA_VISIBLE_DEVICES"].clone(),

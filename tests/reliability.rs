@@ -136,10 +136,7 @@ fn twenty_concurrent_runs_with_max_parallel_three_lose_no_update() {
                 .unwrap()
         })
         .collect();
-    for child in children {
-        let out = child.wait_with_output().unwrap();
-        assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
-    }
+    expect_all_succeed(children);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     sampler.join().unwrap();
     assert!(most.load(std::sync::atomic::Ordering::Relaxed) <= 3);

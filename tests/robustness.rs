@@ -27,10 +27,7 @@ fn ten_concurrent_runs_on_one_home_all_complete_and_are_recorded() {
                 .unwrap()
         })
         .collect();
-    for child in children {
-        let out = child.wait_with_output().unwrap();
-        assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
-    }
+    expect_all_succeed(children);
     let records = env.records();
     assert_eq!(records.len(), 10);
     for rec in records.values() {

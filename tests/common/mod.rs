@@ -149,3 +149,11 @@ pub fn losses_by_attempt(metrics: &Path) -> Vec<Vec<f64>> {
     }
     by_attempt
 }
+
+/// Waits for every process and checks that each exited 0.
+pub fn expect_all_succeed(children: Vec<std::process::Child>) {
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    }
+}
