@@ -66,9 +66,9 @@ pub fn reap_records(store: &Store, records: &[&RunRecord]) -> Result<Vec<String>
     })
 }
 
-/// Before a command writes: lost runs marked and Slurm runs brought up to date, parsing only
-/// the records that can need it (active ones, and Slurm runs whose job state is not final).
-pub fn refresh_for_writing(store: &Store) -> Result<(), StoreError> {
+/// Before a command reads or writes: lost runs marked and Slurm runs brought up to date,
+/// parsing only the records that can need it (active ones, and Slurm jobs not yet final).
+pub fn refresh(store: &Store) -> Result<(), StoreError> {
     let interesting = store.read()?.records_where(|status, slurm_state| {
         status.is_active()
             || slurm_state.is_some_and(|s| crate::slurm::fate(s, true) == crate::slurm::Fate::Stays)
@@ -77,20 +77,6 @@ pub fn refresh_for_writing(store: &Store) -> Result<(), StoreError> {
     reap_records(store, &parsed)?;
     crate::slurm::sync_records(store, &parsed)?;
     Ok(())
-}
-
-/// The store as commands show it: read once, runs of dead supervisors marked `lost`, Slurm
-/// runs brought up to date; read again only when that changed something.
-pub fn refresh(store: &Store) -> Result<Vec<Result<RunRecord, StoreError>>, StoreError> {
-    let records = store.read()?.records();
-    let parsed: Vec<&RunRecord> = records.iter().filter_map(|r| r.as_ref().ok()).collect();
-    let reaped = !reap_records(store, &parsed)?.is_empty();
-    let synced = crate::slurm::sync_records(store, &parsed)?;
-    if reaped || synced {
-        Ok(store.read()?.records())
-    } else {
-        Ok(records)
-    }
 }
 
 #[cfg(test)]

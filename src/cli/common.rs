@@ -43,40 +43,8 @@ pub fn home() -> PathBuf {
 /// Opens the store for writing and marks runs of dead supervisors `lost`.
 pub fn open_store() -> Result<Store, CliError> {
     let store = Store::open(&home())?;
-    crate::reaper::refresh_for_writing(&store)?;
+    crate::reaper::refresh(&store)?;
     Ok(store)
-}
-
-/// The store opened to read, with its records as commands show them (`reaper::refresh`:
-/// lost runs marked, Slurm states current). A home that cannot be written is still read.
-pub fn open_store_for_reading() -> Result<(Store, Vec<RunRecord>), CliError> {
-    let home = home();
-    let (store, records) = match Store::open(&home) {
-        Ok(store) => match crate::reaper::refresh(&store) {
-            Ok(records) => (store, records),
-            Err(e) => {
-                crate::ui::warn(&format!("could not check for lost runs: {e}"));
-                let records = store.read()?.records();
-                (store, records)
-            }
-        },
-        Err(StoreError::Unwritable { .. })
-            if home.join(crate::store::EXPERIMENTS_FILE).is_file() =>
-        {
-            let store = Store::open_for_reading(&home);
-            let records = store.read()?.records();
-            (store, records)
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let mut readable = Vec::with_capacity(records.len());
-    for rec in records {
-        match rec {
-            Ok(rec) => readable.push(rec),
-            Err(e) => crate::ui::warn(&e.to_string()),
-        }
-    }
-    Ok((store, readable))
 }
 
 /// The store opened to read, brought up to date cheaply (only records that can need it are
@@ -85,7 +53,7 @@ pub fn open_store_refreshed() -> Result<Store, CliError> {
     let home = home();
     match Store::open(&home) {
         Ok(store) => {
-            if let Err(e) = crate::reaper::refresh_for_writing(&store) {
+            if let Err(e) = crate::reaper::refresh(&store) {
                 crate::ui::warn(&format!("could not check for lost runs: {e}"));
             }
             Ok(store)
@@ -97,6 +65,20 @@ pub fn open_store_refreshed() -> Result<Store, CliError> {
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// The store opened to read, with its records as commands show them (lost runs marked,
+/// Slurm states current); unreadable records are reported and left out.
+pub fn open_store_for_reading() -> Result<(Store, Vec<RunRecord>), CliError> {
+    let store = open_store_refreshed()?;
+    let mut readable = Vec::new();
+    for rec in store.read()?.records() {
+        match rec {
+            Ok(rec) => readable.push(rec),
+            Err(e) => crate::ui::warn(&e.to_string()),
+        }
+    }
+    Ok((store, readable))
 }
 
 /// A run named by the user, among records already read.

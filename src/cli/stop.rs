@@ -84,7 +84,7 @@ pub fn execute(global: &Global, args: StopArgs) -> Result<i32, CliError> {
     let mut left = ids.clone();
     while started.elapsed() < limit {
         std::thread::sleep(Duration::from_millis(200));
-        crate::reaper::refresh_for_writing(&store)?;
+        crate::reaper::refresh(&store)?;
         let now = store.read()?;
         left.retain(|id| ex_active(&now, id));
         if left.is_empty() {
