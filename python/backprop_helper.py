@@ -209,8 +209,10 @@ def _on_stop_signal(signum, frame):
 
 def install_stop_handler():
     """Make SIGINT, SIGTERM and the signal named in BACKPROP_STOP_SIGNAL (if set) set the
-    flag that stop_requested() returns, instead of interrupting. Idempotent; must be called
-    from the main thread (a restriction of the signal module)."""
+    flag that stop_requested() returns, instead of interrupting. Once the flag is set, a
+    further SIGINT raises KeyboardInterrupt (and restores Python's default handler), so
+    Ctrl-C twice still interrupts a script run by hand. Idempotent; must be called from the
+    main thread (a restriction of the signal module)."""
     global _stop_installed
     if _stop_installed:
         return
