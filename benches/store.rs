@@ -22,7 +22,9 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
-use backprop::record::{Attempt, RunRecord, RunSpec, Status};
+use backprop::record::lifecycle::{self, AttemptEnd, AttemptStart};
+use backprop::record::{RunRecord, RunSpec, Status};
+use backprop::runid::RunId;
 use backprop::store::Store;
 use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
 use serde_json::{Map, Value};
@@ -92,10 +94,10 @@ fn record(i: usize, rng: &mut Rng) -> RunRecord {
         env,
         options: Default::default(),
     };
-    let mut rec = RunRecord::new(id.clone(), name, spec, created);
+    let mut rec = RunRecord::new(RunId::parse(&id).expect("a valid id"), name, spec, created);
     rec.queue_seq = created * 1_000_000 + rng.below(1_000_000);
     rec.script_path = program;
-    rec.status = match rng.below(20) {
+    let final_status = match rng.below(20) {
         0..=11 => Status::Completed,
         12..=16 => Status::Timeboxed,
         17..=18 => Status::Failed,
@@ -109,47 +111,53 @@ fn record(i: usize, rng: &mut Rng) -> RunRecord {
         let active = 60_000 + rng.below(540_000);
         step += active / 50;
         loss *= 0.3 + 0.5 * rng.unit();
-        let resumed_from = rec.last_checkpoint.clone();
+        let began = AttemptStart {
+            number: n,
+            gpus: vec![rng.below(2) as u32],
+            reserved_mb: Some(2500),
+            resumed_from: rec.last_checkpoint.clone(),
+            host: "gpu-box-01".into(),
+            lease: None,
+        };
+        lifecycle::admit(&mut rec, began, start).expect("a queued run starts");
         for k in 1..=1 + rng.below(3) {
             rec.add_checkpoint(&format!("{run_dir}/checkpoints/ckpt-{}.pt", step * k / 3));
         }
+        let attempt = rec.current_attempt_mut().expect("just started");
+        attempt.active_ms = active;
+        attempt.pid = Some(10_000 + rng.below(50_000) as u32);
+        attempt.last_step = Some(step);
+        attempt.last_loss = Some(loss);
         let last = n == attempts;
-        let status = if last { rec.status } else { Status::Timeboxed };
-        let reason = match status {
-            Status::Completed => "exit",
-            Status::Timeboxed => "timebox",
-            Status::Failed => "exit",
-            _ => "user",
+        let status = if last {
+            final_status
+        } else {
+            Status::Timeboxed
         };
-        rec.attempts.push(Attempt {
-            number: n,
-            start_time: Some(start),
-            end_time: Some(start + active + rng.below(3000)),
-            status: Some(status),
+        let end = AttemptEnd {
+            status,
+            reason: match status {
+                Status::Completed | Status::Failed => "exit",
+                Status::Timeboxed => "timebox",
+                _ => "user",
+            }
+            .into(),
             exit_code: Some(match status {
                 Status::Completed => 0,
                 Status::Failed => 1,
                 _ => 130,
             }),
             signal: None,
-            gpus: vec![rng.below(2) as u32],
-            resumed_from,
-            reason: Some(reason.into()),
-            active_ms: active,
-            pid: Some(10_000 + rng.below(50_000) as u32),
-            host: Some("gpu-box-01".into()),
-            last_step: Some(step),
-            last_loss: Some(loss),
-            reserved_mb: Some(2500),
-            events: Vec::new(),
-        });
+        };
+        let ended = start + active + rng.below(3000);
+        if last {
+            lifecycle::finish(&mut rec, &end, ended).expect("a running run ends");
+        } else {
+            lifecycle::requeue(&mut rec, &end, "next round", false, ended).expect("requeued");
+        }
         rec.active_ms += active;
         start += active + 5_000 + rng.below(60_000);
     }
-    let last = rec.attempts.last().expect("one attempt at least");
-    rec.start_time = rec.attempts[0].start_time;
-    rec.end_time = last.end_time;
-    rec.reason = last.reason.clone();
     rec.last_step = Some(step);
     rec.last_loss = Some(loss);
     rec.metrics
@@ -173,13 +181,14 @@ fn record(i: usize, rng: &mut Rng) -> RunRecord {
             Value::from(bs.parse::<u64>().expect("a number")),
         );
         rec.params = Some(params);
-        rec.batch_id = Some(format!("batch-20260{}-{:04x}", 1 + i / 2000, i / 24));
+        let batch = format!("batch-20260{}-{:04x}", 1 + i / 2000, i / 24);
+        rec.batch_id = Some(RunId::parse(&batch).expect("a valid id"));
     }
     rec
 }
 
 /// A home holding `RUNS` records, written through the store itself.
-fn populated_home(dir: &Path) -> (Store, Vec<String>) {
+fn populated_home(dir: &Path) -> (Store, Vec<RunId>) {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let records: Vec<RunRecord> = (0..RUNS).map(|i| record(i, &mut rng)).collect();
     let ids = records.iter().map(|r| r.id.clone()).collect();

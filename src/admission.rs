@@ -1,114 +1,159 @@
-//! Admission: `maxParallel` bounds the running + paused runs of every backprop process that
-//! shares a home, first come first served. Decided under the store lock from the records
-//! themselves, so a run whose supervisor died never holds a slot.
+//! The admitting write. Inside one store transaction the world is gathered (the queued and
+//! live runs from the records, their supervisors' liveness and GPU use from /proc), the
+//! policy decides, and a start is recorded with its attempt and GPU lease before any other
+//! process can look: two processes deciding at the same instant see each other.
 
+use crate::policy::{self, Decision, Holder, Placement, Request, WaitOn, Waiter};
 use crate::proc_info::{self, Liveness};
-use crate::record::{RunRecord, Status};
+use crate::record::lifecycle::{self, AttemptStart};
+use crate::record::{RunRecord, Status, SupervisorRef};
+use crate::resources::Snapshot;
+use crate::runid::RunId;
+use crate::store::Experiments;
+use crate::usage::{self, LiveAttempt};
+use std::collections::HashMap;
+use std::path::Path;
 
-/// Whether the run's supervisor may still be working on it (unknown on another host counts).
-pub fn supervised(rec: &RunRecord, host: &str) -> bool {
-    rec.supervisor
-        .as_ref()
-        .is_some_and(|s| proc_info::liveness(s, host) != Liveness::Dead)
+/// A run asking to start its next attempt.
+pub struct Ask<'a> {
+    pub run_id: &'a RunId,
+    pub attempt: u32,
+    pub resumed_from: Option<String>,
+    pub snapshot: &'a Snapshot,
+    pub settings: &'a policy::Settings,
 }
 
-/// A place in the queue: earlier `queueSeq` first, the run id breaking ties.
-fn ahead_of(other: &RunRecord, me: &RunRecord) -> bool {
-    (other.queue_seq, &other.id) < (me.queue_seq, &me.id)
+#[derive(Clone, Debug, PartialEq)]
+pub enum Answer {
+    /// Recorded as running, with this placement.
+    Started(Placement),
+    Waiting(WaitOn, String),
+    Impossible(String),
+    /// The run is not queued in the store any more (stopped, removed, taken over).
+    Gone(String),
 }
 
-/// May `me` take a slot now? `Err` says why not (shown as the wait reason).
-pub fn check(
-    records: &[RunRecord],
-    me: &RunRecord,
-    max_parallel: u32,
-    host: &str,
-) -> Result<(), String> {
-    // The runs of one batch share a supervisor: look each one up in /proc once.
-    let mut alive: std::collections::HashMap<(u32, u64), bool> = std::collections::HashMap::new();
-    let mut supervised = |rec: &RunRecord| match &rec.supervisor {
-        Some(s) if s.host == host => *alive
-            .entry((s.pid, s.start_ticks))
-            .or_insert_with(|| proc_info::liveness(s, host) != Liveness::Dead),
-        Some(_) => true,
-        None => false,
+/// Decides for `ask` against the records in `ex` and records a start.
+pub fn admit(ex: &mut Experiments, ask: &Ask, home: &Path, host: &str, now: u64) -> Answer {
+    let records = ex.active_records();
+    let mut alive = Liveness::cache(host);
+    let live: Vec<&RunRecord> = records
+        .iter()
+        .filter(|r| r.supervisor.as_ref().is_some_and(|s| alive.check(s)))
+        .collect();
+    let Some(mine) = records.iter().find(|r| r.id == *ask.run_id) else {
+        return Answer::Gone(format!("run {} is no longer in the store", ask.run_id));
     };
-    let others = records.iter().filter(|r| r.id != me.id && supervised(r));
-    let (mut active, mut ahead) = (0u32, 0u32);
-    for rec in others {
-        match rec.status {
-            Status::Running | Status::Paused => active += 1,
-            Status::Queued if ahead_of(rec, me) => ahead += 1,
-            _ => {}
+    if mine.status() != Status::Queued || mine.held {
+        return Answer::Gone(format!(
+            "run {} is {} and no longer waits for a start",
+            ask.run_id,
+            mine.status()
+        ));
+    }
+    let holders: Vec<Holder> = live
+        .iter()
+        .filter(|r| matches!(r.status(), Status::Running | Status::Paused))
+        .map(|r| Holder {
+            id: r.id.clone(),
+            lease: r.gpu_lease.clone(),
+        })
+        .collect();
+    let mut waiters: Vec<Waiter> = live
+        .iter()
+        .filter(|r| r.status() == Status::Queued && !r.held)
+        .map(|r| Waiter {
+            id: r.id.clone(),
+            seq: r.queue_seq,
+            request: Request::of(&r.spec.options),
+        })
+        .collect();
+    if !waiters.iter().any(|w| w.id == mine.id) {
+        // Its supervisor is this process, alive by definition; the record may still name
+        // the process that created it before a takeover.
+        waiters.push(Waiter {
+            id: mine.id.clone(),
+            seq: mine.queue_seq,
+            request: Request::of(&mine.spec.options),
+        });
+    }
+    let attempts: Vec<LiveAttempt> = live
+        .iter()
+        .filter_map(|r| {
+            let attempt = r.current_attempt().filter(|a| a.is_open())?;
+            Some(LiveAttempt {
+                id: &r.id,
+                pgid: attempt.pid?,
+                run_dir: home.join("runs").join(&r.id).display().to_string(),
+            })
+        })
+        .collect();
+    let gpu = &ask.snapshot.gpu;
+    let usage = usage::attribute(&gpu.gpus, &gpu.processes, &attempts);
+    let world = policy::World {
+        snapshot: ask.snapshot,
+        holders: &holders,
+        waiters: &waiters,
+        usage: &usage,
+    };
+    let decision = policy::decide(ask.run_id, &world, ask.settings);
+    let mut rec = mine.clone();
+    match decision {
+        Decision::Start(placement) => {
+            let start = AttemptStart {
+                number: ask.attempt,
+                gpus: placement.gpus.clone(),
+                reserved_mb: placement.lease().map(|l| l.reserved_mb),
+                resumed_from: ask.resumed_from.clone(),
+                host: host.to_string(),
+                lease: placement.lease(),
+            };
+            match lifecycle::admit(&mut rec, start, now) {
+                Ok(()) => {
+                    ex.put(&rec);
+                    Answer::Started(placement)
+                }
+                Err(refused) => Answer::Gone(refused.to_string()),
+            }
+        }
+        Decision::Wait(on, why) => {
+            if rec.reason.as_deref() != Some(why.as_str())
+                && lifecycle::wait(&mut rec, &why).is_ok()
+            {
+                ex.put(&rec);
+            }
+            Answer::Waiting(on, why)
+        }
+        Decision::Impossible(why) => Answer::Impossible(why),
+    }
+}
+
+impl Liveness {
+    /// Supervisor liveness looked up once per process (a batch's runs share one).
+    pub fn cache(host: &str) -> LivenessCache<'_> {
+        LivenessCache {
+            host,
+            seen: HashMap::new(),
         }
     }
-    // Strictly first come first served: earlier arrivals start first, even when a slot for
-    // this one is free (they take it within one poll).
-    if ahead > 0 {
-        Err(format!(
-            "waiting for earlier runs to start (maxParallel {max_parallel})"
-        ))
-    } else if active >= max_parallel {
-        Err(format!(
-            "waiting for a slot: {active} runs active, maxParallel {max_parallel}"
-        ))
-    } else {
-        Ok(())
-    }
 }
 
-/// The sequence number for a run entering the queue now: later arrivals get larger numbers.
-/// Queue entries are made under the store lock, so wall-clock nanoseconds keep arrival order.
-pub fn next_seq() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
+pub struct LivenessCache<'a> {
+    host: &'a str,
+    seen: HashMap<(String, u32, u64), bool>,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::record::{RunSpec, SupervisorRef};
-
-    fn run(id: &str, status: Status, seq: u64, sup: &SupervisorRef) -> RunRecord {
-        let mut rec = RunRecord::new(id.into(), id.into(), RunSpec::default(), 0);
-        rec.status = status;
-        rec.queue_seq = seq;
-        rec.supervisor = Some(sup.clone());
-        rec
-    }
-
-    #[test]
-    fn first_come_first_served_within_max_parallel() {
-        let me = proc_info::me();
-        let host = me.host.clone();
-        let records = vec![
-            run("a", Status::Running, 1, &me),
-            run("b", Status::Queued, 2, &me),
-            run("c", Status::Queued, 3, &me),
-        ];
-        assert!(check(&records, &records[1], 2, &host).is_ok());
-        let why = check(&records, &records[2], 3, &host).unwrap_err();
-        assert!(why.contains("earlier runs"), "{why}");
-        let mut started = records.clone();
-        started[1].status = Status::Running;
-        let why = check(&started, &started[2], 2, &host).unwrap_err();
-        assert!(why.contains("maxParallel 2"), "{why}");
-        assert!(check(&started, &started[2], 3, &host).is_ok());
-    }
-
-    #[test]
-    fn a_dead_supervisor_holds_no_slot() {
-        let me = proc_info::me();
-        let dead = SupervisorRef {
-            pid: u32::MAX - 3,
-            ..me.clone()
-        };
-        let records = vec![
-            run("ghost", Status::Running, 1, &dead),
-            run("me", Status::Queued, 2, &me),
-        ];
-        assert!(check(&records, &records[1], 1, &me.host).is_ok());
+impl LivenessCache<'_> {
+    /// Whether `supervisor` may still be working (one on another host counts as alive).
+    pub fn check(&mut self, supervisor: &SupervisorRef) -> bool {
+        let host = self.host;
+        *self
+            .seen
+            .entry((
+                supervisor.host.clone(),
+                supervisor.pid,
+                supervisor.start_ticks,
+            ))
+            .or_insert_with(|| proc_info::liveness(supervisor, host) != Liveness::Dead)
     }
 }

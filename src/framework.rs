@@ -1,7 +1,9 @@
 //! `-f auto`: which ML framework a script uses, from its imports.
 
-/// The framework a Python source imports first, by SPEC name.
-pub fn detect(source: &str) -> Option<&'static str> {
+use crate::config::Framework;
+
+/// The framework a Python source imports first.
+pub fn detect(source: &str) -> Option<Framework> {
     source.lines().find_map(|line| {
         let line = line.trim_start();
         let rest = line
@@ -15,11 +17,11 @@ pub fn detect(source: &str) -> Option<&'static str> {
     })
 }
 
-fn framework_of(module: &str) -> Option<&'static str> {
+fn framework_of(module: &str) -> Option<Framework> {
     match module {
-        "torch" | "lightning" | "pytorch_lightning" | "torchvision" => Some("pytorch"),
-        "tensorflow" | "keras" | "tf_keras" => Some("tensorflow"),
-        "jax" | "flax" | "optax" => Some("jax"),
+        "torch" | "lightning" | "pytorch_lightning" | "torchvision" => Some(Framework::Pytorch),
+        "tensorflow" | "keras" | "tf_keras" => Some(Framework::Tensorflow),
+        "jax" | "flax" | "optax" => Some(Framework::Jax),
         _ => None,
     }
 }
@@ -30,14 +32,20 @@ mod tests {
 
     #[test]
     fn finds_frameworks_in_the_usual_import_forms() {
-        assert_eq!(detect("import os\nimport torch\n"), Some("pytorch"));
+        assert_eq!(
+            detect("import os\nimport torch\n"),
+            Some(Framework::Pytorch)
+        );
         assert_eq!(
             detect("import numpy as np, torch.nn as nn"),
-            Some("pytorch")
+            Some(Framework::Pytorch)
         );
-        assert_eq!(detect("from tensorflow import keras"), Some("tensorflow"));
-        assert_eq!(detect("    import jax.numpy as jnp"), Some("jax"));
-        assert_eq!(detect("import keras"), Some("tensorflow"));
+        assert_eq!(
+            detect("from tensorflow import keras"),
+            Some(Framework::Tensorflow)
+        );
+        assert_eq!(detect("    import jax.numpy as jnp"), Some(Framework::Jax));
+        assert_eq!(detect("import keras"), Some(Framework::Tensorflow));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! From what the user typed to what is executed: finding the script or command (a missing
 //! one is exit 127 before anything is recorded), the argv and the script's environment.
 
+use crate::config::Framework;
 use crate::record::RunSpec;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -29,7 +30,7 @@ pub struct Program {
     pub interpreter: Option<String>,
 }
 
-/// Resolves `script` as SPEC "Commands" says: `.py` through the interpreter, any other
+/// Resolves `script`: `.py` through the interpreter, any other
 /// existing executable file or command on PATH directly. Relative paths are taken from
 /// `base` (where backprop was invoked).
 pub fn resolve(script: &str, interpreter: &str, base: &Path) -> Result<Program, NotFound> {
@@ -92,10 +93,18 @@ fn absolute(base: &Path, path: &str) -> PathBuf {
     joined.components().collect()
 }
 
-/// The program and argv for one attempt: `--resume-from P` appended when resuming.
+/// What the original tool put on a script's command line (`scriptArgs: "legacy"`).
+pub struct LegacyArgs<'a> {
+    pub run_id: &'a str,
+    pub timebox: std::time::Duration,
+}
+
+/// The program and argv for one attempt: with `scriptArgs: "legacy"` the original tool's
+/// arguments before the script's own, and `--resume-from P` appended when resuming.
 pub fn command_line(
     spec: &RunSpec,
     resume_from: Option<&str>,
+    legacy: Option<LegacyArgs>,
 ) -> Result<(String, Vec<String>), NotFound> {
     let mut args = Vec::new();
     let program = match &spec.interpreter {
@@ -105,6 +114,11 @@ pub fn command_line(
         }
         None => spec.program.clone(),
     };
+    if let Some(legacy) = legacy.filter(|_| spec.options.legacy_args) {
+        args.extend(legacy_args(spec, &legacy, resume_from));
+        args.extend(spec.args.iter().cloned());
+        return Ok((program, args));
+    }
     args.extend(spec.args.iter().cloned());
     if let Some(path) = resume_from
         && !spec.options.resume_arg.is_empty()
@@ -115,14 +129,53 @@ pub fn command_line(
     Ok((program, args))
 }
 
+/// `--run-id ID --max-minutes N` (+ `--framework F` when not auto, `--checkpoint-every-seconds
+/// S` when set, `--resume-from P` on resume), in the original tool's order.
+fn legacy_args(spec: &RunSpec, legacy: &LegacyArgs, resume_from: Option<&str>) -> Vec<String> {
+    let minutes = legacy.timebox.as_secs_f64() / 60.0;
+    let mut args = vec![
+        "--run-id".to_string(),
+        legacy.run_id.to_string(),
+        "--max-minutes".to_string(),
+        trim_number(minutes),
+    ];
+    if spec.options.framework != Framework::Auto {
+        args.extend([
+            "--framework".to_string(),
+            spec.options.framework.to_string(),
+        ]);
+    }
+    if let Some(every) = spec.options.checkpoint_every {
+        args.extend([
+            "--checkpoint-every-seconds".to_string(),
+            trim_number(every.as_secs_f64()),
+        ]);
+    }
+    if let Some(path) = resume_from {
+        args.extend(["--resume-from".to_string(), path.to_string()]);
+    }
+    args
+}
+
+/// `10` rather than `10.0`; `0.5` stays `0.5`.
+fn trim_number(n: f64) -> String {
+    if n.fract() == 0.0 {
+        format!("{}", n as u64)
+    } else {
+        format!("{n}")
+    }
+}
+
 /// Everything an attempt needs to know to build the script's environment.
 pub struct AttemptEnv<'a> {
     pub run_id: &'a str,
     pub run_dir: &'a Path,
     pub attempt: u32,
-    pub max_run_seconds: f64,
+    pub timebox: std::time::Duration,
     pub resume_from: Option<&'a str>,
-    pub framework: &'a str,
+    pub framework: Framework,
+    /// The file the Worker keeps current with the attempt's active time (pauses excluded).
+    pub timebox_file: Option<&'a Path>,
     /// From the GPU allocator: CUDA_VISIBLE_DEVICES and memory hints.
     pub gpu_env: &'a [(String, String)],
 }
@@ -135,7 +188,7 @@ pub struct EnvChanges {
     pub remove: Vec<String>,
 }
 
-/// The variables SPEC "The script's side" lists, on top of the inherited environment and
+/// The variables backprop gives every script, on top of the inherited environment and
 /// the user's `--env` values. Hints (GPU memory, allocator growth) never override a value
 /// the user set (`inherited_has` tells what the environment already has); backprop's own
 /// variables always win.
@@ -150,6 +203,7 @@ pub fn script_env(
     let mut remove = vec![
         "BACKPROP_RESUME_FROM".to_string(),
         "BACKPROP_CHECKPOINT_EVERY_SECONDS".to_string(),
+        "BACKPROP_TIMEBOX_FILE".to_string(),
     ];
     for (k, v) in attempt.gpu_env {
         let is_hint = k != "CUDA_VISIBLE_DEVICES";
@@ -164,17 +218,24 @@ pub fn script_env(
         ("BACKPROP_ATTEMPT", attempt.attempt.to_string()),
         (
             "BACKPROP_MAX_RUN_SECONDS",
-            format!("{}", attempt.max_run_seconds.ceil() as u64),
+            format!("{}", attempt.timebox.as_secs_f64().ceil() as u64),
         ),
         ("BACKPROP_FRAMEWORK", attempt.framework.to_string()),
+        (
+            "BACKPROP_STOP_SIGNAL",
+            spec.options.stop_signal.as_str().to_string(),
+        ),
         ("PYTHONUNBUFFERED", "1".to_string()),
         ("CUDA_DEVICE_ORDER", "PCI_BUS_ID".to_string()),
     ];
-    if let Some(every) = spec.options.checkpoint_every_seconds {
+    if let Some(every) = spec.options.checkpoint_every {
         own.push((
             "BACKPROP_CHECKPOINT_EVERY_SECONDS",
-            format!("{}", every.round() as u64),
+            format!("{}", every.as_secs_f64().round() as u64),
         ));
+    }
+    if let Some(file) = attempt.timebox_file {
+        own.push(("BACKPROP_TIMEBOX_FILE", file.display().to_string()));
     }
     if let Some(path) = attempt.resume_from {
         own.push(("BACKPROP_RESUME_FROM", path.to_string()));
@@ -189,21 +250,19 @@ pub fn script_env(
     }
 }
 
-/// The framework for `BACKPROP_FRAMEWORK`: the configured one, or detected from the script.
-pub fn framework_for(spec: &RunSpec) -> String {
-    let configured = spec.options.framework.as_str();
-    if configured != "auto" {
-        return configured.to_string();
+/// The framework for `BACKPROP_FRAMEWORK`: the configured one, or detected from the script
+/// (never `auto`).
+pub fn framework_for(spec: &RunSpec) -> Framework {
+    if spec.options.framework != Framework::Auto {
+        return spec.options.framework;
     }
     if spec.interpreter.is_none() {
-        return "none".to_string();
+        return Framework::None;
     }
     std::fs::read(&spec.program)
         .ok()
-        .and_then(|bytes| {
-            crate::framework::detect(&String::from_utf8_lossy(&bytes)).map(str::to_string)
-        })
-        .unwrap_or_else(|| "none".to_string())
+        .and_then(|bytes| crate::framework::detect(&String::from_utf8_lossy(&bytes)))
+        .unwrap_or(Framework::None)
 }
 
 #[cfg(test)]
@@ -250,11 +309,52 @@ mod tests {
             args: vec!["--lr".into(), "0.1".into()],
             ..Default::default()
         };
-        let (_, args) = command_line(&spec, Some("/c.pt")).unwrap();
+        let (_, args) = command_line(&spec, Some("/c.pt"), None).unwrap();
         assert_eq!(args, ["--lr", "0.1", "--resume-from", "/c.pt"]);
         spec.options.resume_arg = String::new();
-        let (_, args) = command_line(&spec, Some("/c.pt")).unwrap();
+        let (_, args) = command_line(&spec, Some("/c.pt"), None).unwrap();
         assert_eq!(args, ["--lr", "0.1"]);
+    }
+
+    #[test]
+    fn legacy_scripts_get_the_original_tools_arguments_before_their_own() {
+        let mut spec = RunSpec {
+            program: "/bin/true".into(),
+            args: vec!["--lr".into(), "0.1".into()],
+            ..Default::default()
+        };
+        spec.options.legacy_args = true;
+        let legacy = || {
+            Some(LegacyArgs {
+                run_id: "r1",
+                timebox: std::time::Duration::from_secs(600),
+            })
+        };
+        let (_, args) = command_line(&spec, None, legacy()).unwrap();
+        assert_eq!(
+            args,
+            ["--run-id", "r1", "--max-minutes", "10", "--lr", "0.1"]
+        );
+        spec.options.framework = Framework::Pytorch;
+        spec.options.checkpoint_every = Some(std::time::Duration::from_secs(30));
+        let (_, args) = command_line(&spec, Some("/c.pt"), legacy()).unwrap();
+        assert_eq!(
+            args,
+            [
+                "--run-id",
+                "r1",
+                "--max-minutes",
+                "10",
+                "--framework",
+                "pytorch",
+                "--checkpoint-every-seconds",
+                "30",
+                "--resume-from",
+                "/c.pt",
+                "--lr",
+                "0.1"
+            ]
+        );
     }
 
     #[test]
@@ -270,9 +370,10 @@ mod tests {
             run_id: "r",
             run_dir: Path::new("/h/runs/r"),
             attempt: 2,
-            max_run_seconds: 5.5,
+            timebox: std::time::Duration::from_secs_f64(5.5),
             resume_from: Some("/c.pt"),
-            framework: "none",
+            framework: Framework::None,
+            timebox_file: None,
             gpu_env: &gpu_env,
         };
         let inherited = [
@@ -283,7 +384,7 @@ mod tests {
         let changes = script_env(&spec, &attempt, |k| inherited.contains(&k));
         assert_eq!(
             changes.remove,
-            ["BACKPROP_CHECKPOINT_EVERY_SECONDS"],
+            ["BACKPROP_CHECKPOINT_EVERY_SECONDS", "BACKPROP_TIMEBOX_FILE"],
             "the resume path is set, not removed"
         );
         let env: std::collections::HashMap<_, _> = changes.set.into_iter().collect();

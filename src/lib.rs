@@ -7,14 +7,17 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod continuation;
+pub mod executor;
+pub mod file_writer;
 pub mod framework;
 pub mod gpu;
+pub mod gpu_watch;
 pub mod guard;
 pub mod helper_command;
 pub mod launch;
 pub mod outcome;
-pub mod placement;
 pub mod plot;
+pub mod policy;
 pub mod proc_info;
 pub mod process;
 pub mod protocol;
@@ -29,4 +32,21 @@ pub mod store;
 pub mod sweep;
 pub mod thermal;
 pub mod ui;
+pub mod usage;
 pub mod view;
+pub mod wake;
+
+#[cfg(test)]
+pub(crate) mod tests_support {
+    /// Polls `condition` every 20 ms for up to 10 s.
+    pub fn wait_until(mut condition: impl FnMut() -> bool) -> bool {
+        let start = std::time::Instant::now();
+        while start.elapsed() < std::time::Duration::from_secs(10) {
+            if condition() {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        condition()
+    }
+}

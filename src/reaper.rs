@@ -1,15 +1,16 @@
-//! Noticing runs whose supervising backprop process died (SPEC status `lost`): any command
+//! Noticing runs whose supervising backprop process died (status `lost`): any command
 //! that reads the store calls `reap`, which marks them and kills what is left of their
 //! process group.
 
 use crate::clock::now_ms;
 use crate::proc_info::{self, Liveness};
-use crate::record::{RunRecord, Status};
+use crate::record::RunRecord;
+use crate::record::lifecycle;
 use crate::store::{Store, StoreError};
 
 /// Whether `rec` is active but its supervisor is dead (judged from this host).
 pub fn is_orphaned(rec: &RunRecord, host: &str) -> bool {
-    if !rec.status.is_active() {
+    if !rec.status().is_active() {
         return false;
     }
     match &rec.supervisor {
@@ -29,7 +30,7 @@ pub fn mark_lost(store: &Store, rec: &mut RunRecord, now: u64) {
         let run_dir = store.run_dir(&rec.id).display().to_string();
         crate::guard::kill_run(pid, &run_dir, attempt.number);
     }
-    rec.finish(Status::Lost, "lost", now);
+    lifecycle::or_log(lifecycle::mark_lost(rec, now));
 }
 
 /// Finds and marks every orphaned run; returns their ids.
@@ -82,7 +83,9 @@ pub fn refresh(store: &Store) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{RunSpec, SupervisorRef};
+    use crate::record::lifecycle::{AttemptEnd, AttemptStart};
+    use crate::record::{RunSpec, Status, SupervisorRef};
+    use crate::runid::RunId;
 
     #[test]
     fn a_run_of_a_dead_supervisor_is_marked_lost_and_others_are_not() {
@@ -93,15 +96,23 @@ mod tests {
             pid: u32::MAX - 7,
             ..me.clone()
         };
-        let mut alive = RunRecord::new("alive".into(), "a".into(), RunSpec::default(), 1);
-        alive.status = Status::Running;
-        alive.supervisor = Some(me);
-        let mut orphan = alive.clone();
-        orphan.id = "orphan".into();
-        orphan.supervisor = Some(dead);
-        let mut done = orphan.clone();
-        done.id = "done".into();
-        done.status = Status::Completed;
+        let running = |id: &str, supervisor: SupervisorRef| {
+            let mut rec =
+                RunRecord::new(RunId::parse(id).unwrap(), id.into(), RunSpec::default(), 1);
+            rec.supervisor = Some(supervisor);
+            lifecycle::admit(&mut rec, AttemptStart::default(), 2).unwrap();
+            rec
+        };
+        let alive = running("alive", me.clone());
+        let orphan = running("orphan", dead.clone());
+        let mut done = running("done", dead);
+        let end = AttemptEnd {
+            status: Status::Completed,
+            reason: "exit".into(),
+            exit_code: Some(0),
+            signal: None,
+        };
+        lifecycle::finish(&mut done, &end, 3).unwrap();
         store
             .update(|ex| {
                 ex.put(&alive);
@@ -110,9 +121,9 @@ mod tests {
             })
             .unwrap();
         assert_eq!(reap(&store).unwrap(), vec!["orphan".to_string()]);
-        assert_eq!(store.get("orphan").unwrap().status, Status::Lost);
-        assert_eq!(store.get("alive").unwrap().status, Status::Running);
-        assert_eq!(store.get("done").unwrap().status, Status::Completed);
+        assert_eq!(store.get("orphan").unwrap().status(), Status::Lost);
+        assert_eq!(store.get("alive").unwrap().status(), Status::Running);
+        assert_eq!(store.get("done").unwrap().status(), Status::Completed);
         assert!(reap(&store).unwrap().is_empty());
     }
 }

@@ -1,7 +1,80 @@
-//! Run ids: `[A-Za-z0-9._-]`, 1–64 characters, not starting with `.` (SPEC "Store").
-//! A run id becomes a directory name under `runs/`, so anything else is refused.
+//! Run ids: `[A-Za-z0-9._-]`, 1–64 characters, not starting with `.`. A run id becomes a
+//! directory name under `runs/`, so anything else is refused. [`RunId`] is checked once, where
+//! it enters (a flag, a stored record), and trusted everywhere after.
 
+use serde::{Deserialize, Deserializer, Serialize};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// A valid run id (or batch id: they share the form).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct RunId(String);
+
+impl RunId {
+    pub fn parse(text: &str) -> Result<RunId, InvalidRunId> {
+        validate(text).map(|_| RunId(text.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// A fresh id for a run called `name` (see [`generate`]).
+    pub fn generate(name: &str, salt: u32) -> RunId {
+        RunId(generate(name, salt))
+    }
+}
+
+impl std::str::FromStr for RunId {
+    type Err = InvalidRunId;
+    fn from_str(text: &str) -> Result<RunId, InvalidRunId> {
+        RunId::parse(text)
+    }
+}
+
+impl std::ops::Deref for RunId {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for RunId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<std::path::Path> for RunId {
+    fn as_ref(&self) -> &std::path::Path {
+        std::path::Path::new(&self.0)
+    }
+}
+
+impl std::fmt::Display for RunId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl PartialEq<str> for RunId {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for RunId {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl<'de> Deserialize<'de> for RunId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<RunId, D::Error> {
+        let text = String::deserialize(d)?;
+        RunId::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
 
 pub const MAX_LEN: usize = 64;
 

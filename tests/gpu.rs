@@ -96,7 +96,10 @@ fn a_run_lands_on_the_gpu_with_the_most_free_memory() {
 
 #[test]
 fn two_runs_started_together_with_big_reservations_take_different_gpus() {
-    let g = GpuEnv::new(two_gpus());
+    // 12 GB fits both GPUs but not twice on one.
+    let g = GpuEnv::new(
+        json!({"mode": "ok", "gpus": [gpu(20_000, json!(40)), gpu(24_000, json!(40))]}),
+    );
     let children: Vec<_> = ["a", "b"]
         .iter()
         .map(|id| {
@@ -252,7 +255,7 @@ fn too_little_free_vram_waits_with_the_reason_and_starts_when_it_frees_up() {
         stdout_of(&status)
     );
     assert!(
-        stdout_of(&status).contains("needs gpu.minFreeVramMB 2500"),
+        stdout_of(&status).contains("needs 2500 MB (gpuMemoryLimit / gpu.minFreeVramMB)"),
         "{}",
         stdout_of(&status)
     );
@@ -347,10 +350,8 @@ fn without_nvidia_smi_auto_runs_on_the_cpu_quietly_and_an_explicit_probe_says_wh
         &std::fs::read(env.run_dir("cpu").join("env-attempt1.json")).unwrap(),
     )
     .unwrap();
-    assert!(
-        dump["env"].get("CUDA_VISIBLE_DEVICES").is_none()
-            || std::env::var("CUDA_VISIBLE_DEVICES").is_ok()
-    );
+    // A CPU run sees no GPU, whatever the machine may have.
+    assert_eq!(dump["env"]["CUDA_VISIBLE_DEVICES"], "-1");
 
     let status: Value = serde_json::from_slice(&env.run(&["status", "--json"]).stdout).unwrap();
     assert_eq!(status["gpuProbe"]["kind"], "none");

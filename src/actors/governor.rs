@@ -1,8 +1,9 @@
 //! The Governor: keeps the latest resource snapshot (CPU, RAM, GPUs), sampled every
-//! `pollInterval` on its own thread, answers whether a run may start, and passes every new
-//! snapshot to the Workers that watch their GPUs (thermal pause, memory limit).
+//! `pollInterval` on its own thread, hands it to admission, and passes every new snapshot to
+//! the Workers that watch their GPUs (thermal pause, memory limit).
 
-use crate::resources::{self, Snapshot, Thresholds, Verdict};
+use crate::config::GpuProbeKind;
+use crate::resources::{self, Snapshot};
 use actix::prelude::*;
 use crossbeam_channel::{Sender, bounded};
 use std::sync::Arc;
@@ -10,14 +11,13 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 pub struct Governor {
-    limits: Thresholds,
     poll_interval: Duration,
-    gpu_probe: String,
+    gpu_probe: GpuProbeKind,
     probe_timeout: Duration,
     watchers: Vec<Recipient<Sampled>>,
     latest: Option<Arc<Snapshot>>,
-    /// Questions asked before the first sample arrived.
-    waiting: Vec<oneshot::Sender<Verdict>>,
+    /// Asked for before the first sample arrived.
+    waiting: Vec<oneshot::Sender<Arc<Snapshot>>>,
     /// Dropping this stops the sampler thread.
     stop_sampler: Option<Sender<()>>,
 }
@@ -25,13 +25,11 @@ pub struct Governor {
 impl Governor {
     /// `gpu_probe` is the `gpu.probe` setting; the probe is opened on the sampler thread.
     pub fn new(
-        limits: Thresholds,
         poll_interval: Duration,
-        gpu_probe: String,
+        gpu_probe: GpuProbeKind,
         probe_timeout: Duration,
     ) -> Governor {
         Governor {
-            limits,
             poll_interval,
             gpu_probe,
             probe_timeout,
@@ -51,11 +49,11 @@ impl Actor for Governor {
         self.stop_sampler = Some(stop);
         let addr = ctx.address();
         let interval = self.poll_interval;
-        let (probe, timeout) = (self.gpu_probe.clone(), self.probe_timeout);
+        let (probe, timeout) = (self.gpu_probe, self.probe_timeout);
         std::thread::Builder::new()
             .name("governor-sampler".into())
             .spawn(move || {
-                let mut sampler = resources::Sampler::new(&probe, timeout);
+                let mut sampler = resources::Sampler::new(probe.as_str(), timeout);
                 loop {
                     if addr.try_send(Sample(sampler.sample())).is_err() {
                         return;
@@ -79,11 +77,10 @@ struct Sample(Snapshot);
 impl Handler<Sample> for Governor {
     type Result = ();
     fn handle(&mut self, Sample(snapshot): Sample, _: &mut Context<Self>) {
-        let verdict = resources::check(&snapshot, &self.limits);
-        for asker in self.waiting.drain(..) {
-            let _ = asker.send(verdict.clone());
-        }
         let shared = Arc::new(snapshot);
+        for asker in self.waiting.drain(..) {
+            let _ = asker.send(shared.clone());
+        }
         self.watchers.retain(|w| {
             !matches!(
                 w.try_send(Sampled(shared.clone())),
@@ -94,40 +91,25 @@ impl Handler<Sample> for Governor {
     }
 }
 
-/// May a run start now?
-#[derive(Message)]
-#[rtype(result = "Verdict")]
-pub struct CanStart;
-
-impl Handler<CanStart> for Governor {
-    type Result = ResponseFuture<Verdict>;
-    fn handle(&mut self, _: CanStart, _: &mut Context<Self>) -> Self::Result {
-        match &self.latest {
-            Some(snapshot) => {
-                let verdict = resources::check(snapshot, &self.limits);
-                Box::pin(async move { verdict })
-            }
-            None => {
-                let (tx, rx) = oneshot::channel();
-                self.waiting.push(tx);
-                Box::pin(async move {
-                    rx.await
-                        .unwrap_or(Verdict::Wait("no resource sample yet".into()))
-                })
-            }
-        }
-    }
-}
-
-/// The latest snapshot, for `status`.
+/// The latest snapshot (waits for the first one).
 #[derive(Message)]
 #[rtype(result = "Option<Arc<Snapshot>>")]
 pub struct Latest;
 
 impl Handler<Latest> for Governor {
-    type Result = Option<Arc<Snapshot>>;
+    type Result = ResponseFuture<Option<Arc<Snapshot>>>;
     fn handle(&mut self, _: Latest, _: &mut Context<Self>) -> Self::Result {
-        self.latest.clone()
+        match &self.latest {
+            Some(snapshot) => {
+                let snapshot = snapshot.clone();
+                Box::pin(async move { Some(snapshot) })
+            }
+            None => {
+                let (tx, rx) = oneshot::channel();
+                self.waiting.push(tx);
+                Box::pin(async move { rx.await.ok() })
+            }
+        }
     }
 }
 

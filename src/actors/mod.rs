@@ -7,38 +7,38 @@ pub mod store;
 pub mod supervisor;
 pub mod worker;
 
-use crate::resources::Thresholds;
+use crate::config::GpuProbeKind;
+use crate::executor::{Job, Results};
+use crate::policy;
 use crate::store::Store;
 use actix::prelude::*;
 use std::time::Duration;
-use supervisor::{Job, Results, Settings, Submit, Supervisor};
+use supervisor::{Settings, Submit, Supervisor};
 
 /// What the actor system needs besides the jobs.
 pub struct SystemConfig {
     pub settings: Settings,
-    pub limits: Thresholds,
     /// `gpu.probe` and `gpu.probeTimeout`.
-    pub gpu_probe: String,
+    pub gpu_probe: GpuProbeKind,
     pub probe_timeout: Duration,
-    pub placement: gpu_allocator::Policy,
+    pub policy: policy::Settings,
 }
 
 /// Runs `jobs` to the end in a fresh actor system and returns how each ended. Everything
-/// recorded is on disk when this returns.
+/// recorded is in the store when this returns.
 pub fn run_jobs(store: Store, config: SystemConfig, jobs: Vec<Job>) -> Results {
     let system = actix::System::new();
     system.block_on(async move {
         let poll = config.settings.poll_interval;
         let store_actor = store::StoreActor::new(store.clone()).start();
         let governor = governor::Governor::new(
-            config.limits,
             poll.max(Duration::from_millis(100)),
             config.gpu_probe,
             config.probe_timeout,
         )
         .start();
         let allocator =
-            gpu_allocator::GpuAllocator::new(store.clone(), governor.clone(), config.placement)
+            gpu_allocator::GpuAllocator::new(store_actor.clone(), governor.clone(), config.policy)
                 .start();
         let (done, finished) = tokio::sync::oneshot::channel();
         let supervisor = Supervisor::new(

@@ -1,20 +1,26 @@
-//! The Store actor: every write this process makes to experiments.json goes through it.
+//! The Store actor: every write this process makes to the store goes through it.
 //!
-//! Writes run on one dedicated thread (file locks and fsync never block the actor loop),
-//! in the order they were sent; whatever is queued when the thread wakes is applied in one
-//! locked read-modify-write. Progress is coalesced per run and written at most about once a
-//! second; checkpoints and status changes are written at once.
+//! Writes run on one dedicated thread (locks and fsync never block the actor loop), in the
+//! order they were sent; consecutive changes queued when the thread wakes are applied in one
+//! transaction. Progress is coalesced per run and written at most about once a second;
+//! checkpoints and status changes are written at once. Admission decisions are transactions
+//! of their own, made on the same thread so they see every change sent before them.
 
+use crate::admission::{self, Answer, Ask};
+use crate::policy;
 use crate::record::RunRecord;
+use crate::resources::Snapshot;
+use crate::runid::RunId;
 use crate::store::Store;
 use actix::prelude::*;
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
 
 /// A change to one record. `Fn`, not `FnOnce`: a batch whose write failed (disk full, say)
-/// is applied again, to the state then on disk, at the next attempt.
+/// is applied again, to the state then in the store, at the next attempt.
 pub type Change = Box<dyn Fn(&mut RunRecord) + Send>;
 
 const RETRY_INTERVAL: Duration = Duration::from_secs(1);
@@ -22,13 +28,18 @@ const RETRY_INTERVAL: Duration = Duration::from_secs(1);
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
 
 enum Job {
-    Change { id: String, change: Change },
+    Change {
+        id: RunId,
+        change: Change,
+    },
+    /// A transaction of its own, after every change sent before it.
+    Exclusive(Box<dyn FnOnce(&Store) + Send>),
     Barrier(oneshot::Sender<()>),
 }
 
 pub struct StoreActor {
     writer: Sender<Job>,
-    pending_progress: HashMap<String, ProgressUpdate>,
+    pending_progress: HashMap<RunId, ProgressUpdate>,
     flush_scheduled: bool,
 }
 
@@ -36,25 +47,49 @@ pub struct StoreActor {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Update {
-    pub id: String,
+    pub id: RunId,
     pub change: Change,
 }
 
 /// The latest progress of a run; only the newest per run is written, at most once a second.
-#[derive(Message, Clone, Debug, Default)]
+#[derive(Message, Clone, Debug, PartialEq)]
 #[rtype(result = "()")]
 pub struct ProgressUpdate {
-    pub id: String,
+    pub id: RunId,
     pub step: Option<u64>,
     pub loss: Option<f64>,
     pub metrics: BTreeMap<String, f64>,
+    /// Active time of the attempt under way.
     pub active_ms: u64,
 }
 
-/// Resolves once everything sent before it is on disk.
+impl ProgressUpdate {
+    pub fn new(id: RunId) -> ProgressUpdate {
+        ProgressUpdate {
+            id,
+            step: None,
+            loss: None,
+            metrics: BTreeMap::new(),
+            active_ms: 0,
+        }
+    }
+}
+
+/// Resolves once everything sent before it is in the store.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Flush;
+
+/// May this run start its next attempt now? Decided and recorded in one transaction.
+#[derive(Message)]
+#[rtype(result = "Answer")]
+pub struct Admit {
+    pub run_id: RunId,
+    pub attempt: u32,
+    pub resumed_from: Option<String>,
+    pub snapshot: Arc<Snapshot>,
+    pub settings: policy::Settings,
+}
 
 impl StoreActor {
     pub fn new(store: Store) -> StoreActor {
@@ -122,6 +157,40 @@ impl Handler<Flush> for StoreActor {
     }
 }
 
+impl Handler<Admit> for StoreActor {
+    type Result = ResponseFuture<Answer>;
+    fn handle(&mut self, msg: Admit, _: &mut Context<Self>) -> Self::Result {
+        self.send_pending_progress();
+        let (reply, answer) = oneshot::channel();
+        let job = move |store: &Store| {
+            let host = crate::proc_info::hostname();
+            let ask = Ask {
+                run_id: &msg.run_id,
+                attempt: msg.attempt,
+                resumed_from: msg.resumed_from.clone(),
+                snapshot: &msg.snapshot,
+                settings: &msg.settings,
+            };
+            let home = store.home().to_path_buf();
+            let result =
+                store.update(|ex| admission::admit(ex, &ask, &home, &host, crate::clock::now_ms()));
+            let _ = reply.send(result.unwrap_or_else(|e| {
+                Answer::Waiting(
+                    policy::WaitOn::Machine,
+                    format!("cannot write the store: {e}"),
+                )
+            }));
+        };
+        let _ = self.writer.send(Job::Exclusive(Box::new(job)));
+        Box::pin(async move {
+            answer.await.unwrap_or(Answer::Waiting(
+                policy::WaitOn::Machine,
+                "the store writer stopped".into(),
+            ))
+        })
+    }
+}
+
 /// Applies a progress update to a record (the run's totals and its current attempt).
 pub fn apply_progress(rec: &mut RunRecord, progress: &ProgressUpdate) {
     if progress.step.is_some() {
@@ -147,9 +216,42 @@ pub fn apply_progress(rec: &mut RunRecord, progress: &ProgressUpdate) {
     }
 }
 
+/// Writes `unwritten` in one transaction; they stay queued if the store cannot be written.
+fn write_changes(store: &Store, unwritten: &mut Vec<(RunId, Change)>, warned: &mut bool) {
+    if unwritten.is_empty() {
+        return;
+    }
+    let result = store.update(|ex| {
+        for (id, change) in unwritten.iter() {
+            match ex.record(id) {
+                Ok(mut rec) => {
+                    change(&mut rec);
+                    ex.put(&rec);
+                }
+                Err(e) => tracing::warn!("store update of {id} skipped: {e}"),
+            }
+        }
+    });
+    match result {
+        Ok(()) => {
+            unwritten.clear();
+            *warned = false;
+        }
+        Err(e) if !*warned => {
+            // The run goes on; the changes are kept and written when the store can be
+            // written again.
+            crate::ui::warn(&format!(
+                "could not update the run record (will retry): {e}"
+            ));
+            *warned = true;
+        }
+        Err(e) => tracing::warn!("store write failed again: {e}"),
+    }
+}
+
 fn write_loop(store: Store, jobs: Receiver<Job>) {
     let mut warned = false;
-    let mut unwritten: Vec<(String, Change)> = Vec::new();
+    let mut unwritten: Vec<(RunId, Change)> = Vec::new();
     loop {
         let first = if unwritten.is_empty() {
             match jobs.recv() {
@@ -163,43 +265,88 @@ fn write_loop(store: Store, jobs: Receiver<Job>) {
                 Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
             }
         };
-        let mut barriers = Vec::new();
         for job in first.into_iter().chain(jobs.try_iter()) {
             match job {
                 Job::Change { id, change } => unwritten.push((id, change)),
-                Job::Barrier(done) => barriers.push(done),
+                Job::Exclusive(run) => {
+                    write_changes(&store, &mut unwritten, &mut warned);
+                    run(&store);
+                }
+                Job::Barrier(done) => {
+                    write_changes(&store, &mut unwritten, &mut warned);
+                    let _ = done.send(());
+                }
             }
         }
-        if !unwritten.is_empty() {
-            let result = store.update(|ex| {
-                for (id, change) in &unwritten {
-                    match ex.record(id) {
-                        Ok(mut rec) => {
-                            change(&mut rec);
-                            ex.put(&rec);
-                        }
-                        Err(e) => tracing::warn!("store update of {id} skipped: {e}"),
-                    }
-                }
-            });
-            match result {
-                Ok(()) => {
-                    unwritten.clear();
-                    warned = false;
-                }
-                Err(e) if !warned => {
-                    // The run goes on; the changes are kept and written when the store
-                    // can be written again.
-                    crate::ui::warn(&format!(
-                        "could not update the run record (will retry): {e}"
-                    ));
-                    warned = true;
-                }
-                Err(e) => tracing::warn!("store write failed again: {e}"),
-            }
-        }
-        for done in barriers {
-            let _ = done.send(());
-        }
+        write_changes(&store, &mut unwritten, &mut warned);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::RunSpec;
+
+    fn store_with(id: &RunId) -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let rec = RunRecord::new(id.clone(), "r".into(), RunSpec::default(), 1);
+        store.update(|ex| ex.put(&rec)).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn changes_that_fail_to_write_are_kept_and_written_once_the_store_works_again() {
+        let id = RunId::parse("r").unwrap();
+        let (dir, store) = store_with(&id);
+        let (writer, jobs) = unbounded();
+        let thread = {
+            let store = store.clone();
+            std::thread::spawn(move || write_loop(store, jobs))
+        };
+        // The store cannot be written: its home is replaced by a file.
+        let home = dir.path().to_path_buf();
+        let aside = home.with_extension("aside");
+        std::fs::rename(&home, &aside).unwrap();
+        std::fs::write(&home, b"not a directory").unwrap();
+        writer
+            .send(Job::Change {
+                id: id.clone(),
+                change: Box::new(|rec| rec.name = "renamed".into()),
+            })
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        std::fs::remove_file(&home).unwrap();
+        std::fs::rename(&aside, &home).unwrap();
+        let (done, wait) = oneshot::channel();
+        writer.send(Job::Barrier(done)).unwrap();
+        wait.blocking_recv().unwrap();
+        assert_eq!(store.get(&id).unwrap().name, "renamed");
+        drop(writer);
+        thread.join().unwrap();
+    }
+
+    #[test]
+    fn progress_updates_the_run_and_its_attempt() {
+        let id = RunId::parse("r").unwrap();
+        let mut rec = RunRecord::new(id.clone(), "r".into(), RunSpec::default(), 1);
+        let start = crate::record::lifecycle::AttemptStart {
+            number: 1,
+            ..Default::default()
+        };
+        crate::record::lifecycle::admit(&mut rec, start, 1).unwrap();
+        let mut progress = ProgressUpdate::new(id);
+        progress.step = Some(7);
+        progress.loss = Some(0.5);
+        progress.metrics.insert("lr".into(), 0.1);
+        progress.metrics.insert("gnorm".into(), f64::NAN);
+        progress.active_ms = 1500;
+        apply_progress(&mut rec, &progress);
+        assert_eq!(
+            (rec.last_step, rec.last_loss, rec.active_ms),
+            (Some(7), Some(0.5), 1500)
+        );
+        assert_eq!(rec.metrics["gnorm"], None);
+        assert_eq!(rec.attempts[0].last_step, Some(7));
     }
 }

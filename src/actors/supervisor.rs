@@ -1,41 +1,31 @@
-//! The Supervisor: this process's queue of runs and their lifecycle. It asks the Governor
-//! and the GpuAllocator before each start, starts a Worker per attempt, records every
-//! status change, and turns Ctrl-C, SIGTERM and `backprop stop` into graceful stops.
+//! The Supervisor: this process's runs from queue to end. It asks for a start of each waiting
+//! run in order (the policy lets a later run start past one that waits for GPUs), starts a
+//! Worker per attempt, records how each attempt ended together with what follows (done, a
+//! restart, the next round), wakes when another process frees a slot or a GPU, and turns
+//! Ctrl-C, SIGTERM and `backprop stop` into graceful stops.
 
-use super::governor::{CanStart, Governor};
-use super::gpu_allocator::{GpuAllocator, Lease, NoFit, Reserve};
-use super::store::{StoreActor, Update};
-use super::worker::{self, GpuWatch, Stop, Worker, WorkerExited};
+use super::governor::Governor;
+use super::gpu_allocator::{GpuAllocator, Release, Reserve};
+use super::store::{Flush, StoreActor, Update, apply_progress};
+use super::worker::{self, Report, Stop, Worker, WorkerExited};
+use crate::admission::Answer;
 use crate::clock::now_ms;
-use crate::continuation::{self, Next, Plan};
-use crate::outcome::{EXIT_NOT_FOUND, EXIT_REFUSED, EXIT_STOPPED, Outcome, StopCause};
-use crate::record::{Attempt, RunSpec, Status};
-use crate::resources::Verdict;
+use crate::continuation::{self, Next};
+use crate::executor::{Job, Results};
+use crate::gpu_watch::GpuWatch;
+use crate::outcome::{EXIT_NOT_FOUND, EXIT_REFUSED, EXIT_STOPPED, EXIT_USAGE, Outcome, StopCause};
+use crate::policy::{Placement, Request, WaitOn};
+use crate::record::lifecycle::{self, AttemptEnd};
+use crate::record::{RunRecord, Status};
+use crate::runid::RunId;
 use crate::store::Store;
 use crate::view::{LineState, RunLine, View};
 use actix::prelude::*;
-use nix::sys::signal::Signal;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::oneshot;
-
-/// One attempt waiting to start.
-#[derive(Clone, Debug)]
-pub struct Job {
-    pub run_id: String,
-    pub spec: RunSpec,
-    pub attempt: u32,
-    pub resume_from: Option<String>,
-    pub max_run: Duration,
-    pub no_wait: bool,
-    /// Restarts and rounds left to this run.
-    pub plan: Plan,
-}
-
-/// How every run of this process ended.
-pub type Results = Vec<(String, Outcome)>;
 
 pub struct Settings {
     pub poll_interval: Duration,
@@ -48,8 +38,15 @@ pub struct Settings {
     pub resume_temp_c: f64,
     /// `gpu.memoryLimitAction` is `stop`.
     pub stop_over_memory_limit: bool,
-    /// `gpu.minFreeVramMB`: what a GPU run reserves without a memory limit.
-    pub default_reservation_mb: u64,
+}
+
+/// One pass over the waiting runs, asking for each in order.
+#[derive(Default)]
+struct Round {
+    /// The next run to ask for (an index into the queue).
+    next: usize,
+    /// Requests that waited for GPUs in this pass: the same request further back would too.
+    blocked: Vec<Request>,
 }
 
 pub struct Supervisor {
@@ -58,16 +55,19 @@ pub struct Supervisor {
     store_actor: Addr<StoreActor>,
     governor: Addr<Governor>,
     allocator: Addr<GpuAllocator>,
-    queue: VecDeque<Job>,
-    waiting_reason: HashMap<String, String>,
-    active: HashMap<String, (Addr<Worker>, Job)>,
+    /// Runs waiting for a start, in arrival order.
+    queue: Vec<Job>,
+    waiting_reason: HashMap<RunId, String>,
+    active: HashMap<RunId, (Addr<Worker>, Job)>,
     results: Results,
-    /// The head of the queue is being checked (governor / allocator answer pending).
-    deciding: bool,
+    round: Option<Round>,
+    /// Something changed while a round was under way: another round follows.
+    again: bool,
+    /// The fallback re-check while runs wait.
+    retry: Option<SpawnHandle>,
+    wake: Option<crate::wake::WakeWatch>,
     /// Runs waiting out a restart backoff (not in the queue yet).
     pending: usize,
-    /// `advance` was called while a decision was in flight.
-    advance_again: bool,
     interrupts: u32,
     done: Option<oneshot::Sender<Results>>,
 }
@@ -87,114 +87,167 @@ impl Supervisor {
             store_actor,
             governor,
             allocator,
-            queue: VecDeque::new(),
+            queue: Vec::new(),
             waiting_reason: HashMap::new(),
             active: HashMap::new(),
             results: Vec::new(),
-            deciding: false,
+            round: None,
+            again: false,
+            retry: None,
+            wake: None,
             pending: 0,
-            advance_again: false,
             interrupts: 0,
             done: Some(done),
         }
     }
 
-    fn update(&self, id: &str, change: impl Fn(&mut crate::record::RunRecord) + Send + 'static) {
+    fn update(&self, id: &RunId, change: impl Fn(&mut RunRecord) + Send + 'static) {
         self.store_actor.do_send(Update {
-            id: id.to_string(),
+            id: id.clone(),
             change: Box::new(change),
         });
     }
 
-    /// Considers the head of the queue: governor first, then the allocator, then a Worker.
+    /// Asks for a start of every waiting run, in order.
     fn advance(&mut self, ctx: &mut Context<Self>) {
         if self.interrupts > 0 {
             self.finish_if_idle();
             return;
         }
-        if self.deciding {
-            // Looked at again when the answer in flight arrives.
-            self.advance_again = true;
+        if self.round.is_some() {
+            self.again = true;
             return;
         }
-        let Some(job) = self.queue.front().cloned() else {
-            self.finish_if_idle();
+        if let Some(handle) = self.retry.take() {
+            ctx.cancel_future(handle);
+        }
+        self.round = Some(Round::default());
+        self.step(ctx);
+    }
+
+    fn step(&mut self, ctx: &mut Context<Self>) {
+        let Some(round) = self.round.as_mut() else {
             return;
         };
-        self.deciding = true;
-        let governor = self.governor.clone();
-        let allocator = self.allocator.clone();
+        let queue = &self.queue;
+        let next = (round.next..queue.len()).find(|i| {
+            !round
+                .blocked
+                .contains(&Request::of(&queue[*i].spec.options))
+        });
+        let Some(index) = next else {
+            self.end_round(ctx);
+            return;
+        };
+        round.next = index;
+        let job = self.queue[index].clone();
         let reserve = Reserve {
             run_id: job.run_id.clone(),
-            gpus: job.spec.options.gpus,
-            memory_limit: job
-                .spec
-                .options
-                .gpu_memory_limit
-                .as_deref()
-                .and_then(|l| l.parse().ok()),
-            framework: crate::launch::framework_for(&job.spec),
-            max_parallel: job.spec.options.max_parallel.max(1),
-            default_reservation_mb: self.settings.default_reservation_mb,
+            attempt: job.attempt,
+            resumed_from: job.resume_from.clone(),
         };
-        let decision = async move {
-            match governor.send(CanStart).await {
-                Ok(Verdict::Go) => {}
-                Ok(Verdict::Wait(why)) => {
-                    return Err(NoFit {
-                        reason: why,
-                        permanent: false,
-                    });
-                }
-                Err(e) => {
-                    return Err(NoFit {
-                        reason: format!("governor unavailable: {e}"),
-                        permanent: false,
-                    });
-                }
-            }
-            allocator.send(reserve).await.unwrap_or_else(|e| {
-                Err(NoFit {
-                    reason: format!("GPU allocator unavailable: {e}"),
-                    permanent: false,
-                })
-            })
-        };
-        ctx.spawn(decision.into_actor(self).map(move |decision, act, ctx| {
-            act.deciding = false;
-            if std::mem::take(&mut act.advance_again) && decision.is_err() && !job.no_wait {
-                // Something changed while we asked (a run ended): ask again at once.
-                act.advance(ctx);
-                return;
-            }
-            if act.interrupts > 0 || act.queue.front().map(|j| &j.run_id) != Some(&job.run_id) {
-                // Stopped or removed while we were asking.
-                act.advance(ctx);
-                return;
-            }
-            match decision {
-                Ok(lease) => {
-                    act.queue.pop_front();
-                    act.start(job, lease, ctx);
-                    act.advance(ctx);
-                }
-                Err(no_fit) if job.no_wait || no_fit.permanent => {
-                    act.queue.pop_front();
-                    act.reject(&job.run_id, &no_fit.reason);
-                    act.advance(ctx);
-                }
-                Err(no_fit) => {
-                    act.wait(&job.run_id, no_fit.reason);
-                    // A freed slot should be taken quickly even with a long pollInterval.
-                    let retry = act.settings.poll_interval.min(Duration::from_secs(1));
-                    ctx.run_later(retry, |act, ctx| act.advance(ctx));
-                }
-            }
+        let asked = self.allocator.send(reserve);
+        ctx.spawn(asked.into_actor(self).map(move |answer, act, ctx| {
+            let answer = answer.unwrap_or_else(|e| {
+                Answer::Waiting(WaitOn::Machine, format!("GPU allocator unavailable: {e}"))
+            });
+            act.answered(job, answer, ctx);
         }));
     }
 
+    fn answered(&mut self, job: Job, answer: Answer, ctx: &mut Context<Self>) {
+        let Some(index) = self.queue.iter().position(|j| j.run_id == job.run_id) else {
+            // Stopped while we asked: a start just recorded is ended at once.
+            if let Answer::Started(_) = answer {
+                self.end_admitted(&job.run_id, Status::Stopped, "user");
+            }
+            self.step(ctx);
+            return;
+        };
+        match answer {
+            Answer::Started(_) if self.interrupts > 0 => {
+                self.queue.remove(index);
+                self.end_admitted(&job.run_id, Status::Stopped, "user");
+            }
+            Answer::Started(placement) => {
+                self.queue.remove(index);
+                self.start(job, placement, ctx);
+            }
+            Answer::Waiting(_, why) if job.no_wait => {
+                self.queue.remove(index);
+                crate::ui::error(&format!("{} refused: {why}", job.run_id));
+                self.end_unstarted(&job.run_id, Status::Rejected, &why, EXIT_REFUSED);
+            }
+            Answer::Waiting(on, why) => {
+                self.wait(&job.run_id, why);
+                let end = self.queue.len();
+                let round = self.round.as_mut().expect("a round is under way");
+                match on {
+                    WaitOn::Gpus => {
+                        round.blocked.push(Request::of(&job.spec.options));
+                        round.next = index + 1;
+                    }
+                    // Everything behind it waits for the same machine or slot.
+                    WaitOn::Machine | WaitOn::Probe | WaitOn::Slot => round.next = end,
+                }
+            }
+            Answer::Impossible(why) => {
+                self.queue.remove(index);
+                crate::ui::error(&format!("{} refused: {why}", job.run_id));
+                self.end_unstarted(&job.run_id, Status::Rejected, &why, EXIT_USAGE);
+            }
+            Answer::Gone(why) => {
+                self.queue.remove(index);
+                crate::ui::error(&why);
+                self.settings.view.finish(&job.run_id);
+                self.results.push((
+                    job.run_id.clone(),
+                    Outcome {
+                        status: Status::Failed,
+                        reason: why,
+                        exit_code: 1,
+                    },
+                ));
+            }
+        }
+        self.step(ctx);
+    }
+
+    fn end_round(&mut self, ctx: &mut Context<Self>) {
+        self.round = None;
+        if std::mem::take(&mut self.again) {
+            self.advance(ctx);
+            return;
+        }
+        if !self.queue.is_empty() {
+            self.watch_for_wakes(ctx);
+            // The fallback when nothing touches the wake file (GPU memory freed by another
+            // program, a cooler GPU, a lower load).
+            let poll = self.settings.poll_interval;
+            self.retry = Some(ctx.run_later(poll, |act, ctx| {
+                act.retry = None;
+                act.advance(ctx);
+            }));
+        } else {
+            self.wake = None;
+        }
+        self.finish_if_idle();
+    }
+
+    /// Watches the home's wake file while runs wait (another process frees a slot or GPU).
+    fn watch_for_wakes(&mut self, ctx: &mut Context<Self>) {
+        if self.wake.is_some() {
+            return;
+        }
+        let addr = ctx.address();
+        match crate::wake::watch(self.store.home(), move || addr.do_send(Woken)) {
+            Ok(watch) => self.wake = Some(watch),
+            Err(e) => tracing::warn!("no wake-ups from other processes ({e}); polling"),
+        }
+    }
+
     /// Records why a run waits (only when the reason changes) and shows it.
-    fn wait(&mut self, run_id: &str, why: String) {
+    fn wait(&mut self, run_id: &RunId, why: String) {
         if self.waiting_reason.get(run_id) == Some(&why) {
             return;
         }
@@ -209,27 +262,20 @@ impl Supervisor {
             limit: Duration::ZERO,
             gpus: Vec::new(),
         });
-        let reason = why.clone();
-        self.update(run_id, move |rec| {
-            rec.status = Status::Queued;
-            rec.reason = Some(reason.clone());
-        });
-        self.waiting_reason.insert(run_id.to_string(), why);
-    }
-
-    fn reject(&mut self, run_id: &str, why: &str) {
-        crate::ui::error(&format!("{run_id} refused: {why}"));
-        self.end_unstarted(run_id, Status::Rejected, why, EXIT_REFUSED);
+        self.waiting_reason.insert(run_id.clone(), why);
     }
 
     /// Ends a run that did not (or could not) start this attempt: the record says so, and
     /// this process's result for it is kept.
-    fn end_unstarted(&mut self, run_id: &str, status: Status, reason: &str, exit_code: i32) {
+    fn end_unstarted(&mut self, run_id: &RunId, status: Status, reason: &str, exit_code: i32) {
         self.settings.view.finish(run_id);
+        self.waiting_reason.remove(run_id);
         let recorded = reason.to_string();
-        self.update(run_id, move |rec| rec.finish(status, &recorded, now_ms()));
+        self.update(run_id, move |rec| {
+            lifecycle::or_log(lifecycle::end_unstarted(rec, status, &recorded, now_ms()))
+        });
         self.results.push((
-            run_id.to_string(),
+            run_id.clone(),
             Outcome {
                 status,
                 reason: reason.to_string(),
@@ -238,61 +284,56 @@ impl Supervisor {
         ));
     }
 
-    fn start(&mut self, job: Job, lease: Lease, ctx: &mut Context<Self>) {
+    /// A start was recorded but the attempt will not run (stopped meanwhile): it ends now.
+    fn end_admitted(&mut self, run_id: &RunId, status: Status, reason: &str) {
+        self.settings.view.finish(run_id);
+        let end = AttemptEnd {
+            status,
+            reason: reason.to_string(),
+            exit_code: None,
+            signal: None,
+        };
+        self.update(run_id, move |rec| {
+            lifecycle::or_log(lifecycle::finish(rec, &end, now_ms()))
+        });
+        self.allocator.do_send(Release(run_id.clone()));
+        self.results.push((
+            run_id.clone(),
+            Outcome {
+                status,
+                reason: reason.to_string(),
+                exit_code: EXIT_STOPPED,
+            },
+        ));
+    }
+
+    fn start(&mut self, job: Job, placement: Placement, ctx: &mut Context<Self>) {
         self.waiting_reason.remove(&job.run_id);
         self.settings.view.finish(&job.run_id);
         let run_dir = match self.store.ensure_run_dir(&job.run_id) {
             Ok(dir) => dir,
             Err(e) => {
-                self.fail_start(&job.run_id, e.to_string());
+                let outcome = self.not_started(&job.run_id, e.to_string());
+                self.results.push((job.run_id.clone(), outcome));
                 return;
             }
         };
-        let now = now_ms();
-        let attempt_record = Attempt {
-            number: job.attempt,
-            start_time: Some(now),
-            status: Some(Status::Running),
-            gpus: lease.gpus.clone(),
-            reserved_mb: lease.reserved_mb,
-            resumed_from: job.resume_from.clone(),
-            host: Some(crate::proc_info::hostname()),
-            ..Default::default()
-        };
-        self.update(&job.run_id, move |rec| {
-            rec.status = Status::Running;
-            rec.reason = None;
-            rec.end_time = None;
-            rec.start_time.get_or_insert(now);
-            rec.attempts.push(attempt_record.clone());
-        });
-        let options = &job.spec.options;
-        let gpu_watch = (!lease.gpus.is_empty()).then(|| GpuWatch {
+        let gpu_watch = (!placement.uuids.is_empty()).then(|| GpuWatch {
             max_temp_c: self.settings.max_temp_c,
             resume_temp_c: self.settings.resume_temp_c,
-            memory_limit_mb: options
-                .gpu_memory_limit
-                .is_some()
-                .then_some(lease.reserved_mb)
-                .flatten(),
+            memory_limit_mb: placement.limit.map(|(mb, _)| mb),
             stop_over_limit: self.settings.stop_over_memory_limit,
+            reserved_mb: placement.reserved_mb.unwrap_or(0),
         });
         let attempt = worker::Attempt {
             gpu_watch,
             run_id: job.run_id.clone(),
             number: job.attempt,
-            stop_signal: crate::process::parse_signal(&options.stop_signal)
-                .unwrap_or(Signal::SIGINT),
-            checkpoint_signal: options
-                .checkpoint_signal
-                .as_deref()
-                .and_then(crate::process::parse_signal),
-            grace: Duration::from_secs_f64(options.grace_seconds.max(0.0)),
-            max_run: job.max_run,
+            timebox: job.timebox,
             resume_from: job.resume_from.clone(),
             spec: job.spec.clone(),
             run_dir,
-            lease,
+            placement,
             echo_protocol: self.settings.echo_protocol,
             quiet: self.settings.quiet,
             stdout_to_stderr: self.settings.stdout_to_stderr,
@@ -308,15 +349,26 @@ impl Supervisor {
         self.active.insert(job.run_id.clone(), (worker, job));
     }
 
-    /// The attempt could not start at all (exec failed): recorded as failed, never as run.
-    fn fail_start(&mut self, run_id: &str, why: String) {
+    /// The attempt was recorded as started but could not start at all (exec failed): it
+    /// fails with the reason, never claiming to have run.
+    fn not_started(&mut self, run_id: &RunId, why: String) -> Outcome {
         crate::ui::error(&format!("{run_id}: {why}"));
-        self.end_unstarted(
-            run_id,
-            Status::Failed,
-            &format!("not started: {why}"),
-            EXIT_NOT_FOUND,
-        );
+        let reason = format!("not started: {why}");
+        let end = AttemptEnd {
+            status: Status::Failed,
+            reason: reason.clone(),
+            exit_code: None,
+            signal: None,
+        };
+        self.update(run_id, move |rec| {
+            lifecycle::or_log(lifecycle::finish(rec, &end, now_ms()))
+        });
+        self.allocator.do_send(Release(run_id.clone()));
+        Outcome {
+            status: Status::Failed,
+            reason,
+            exit_code: EXIT_NOT_FOUND,
+        }
     }
 
     /// Every queued run ends `stopped` without having started.
@@ -330,7 +382,7 @@ impl Supervisor {
         if self.queue.is_empty()
             && self.active.is_empty()
             && self.pending == 0
-            && !self.deciding
+            && self.round.is_none()
             && let Some(done) = self.done.take()
         {
             let _ = done.send(std::mem::take(&mut self.results));
@@ -360,7 +412,7 @@ impl Supervisor {
     /// `backprop stop` from another terminal sets `stopRequested` and sends us SIGUSR2.
     fn check_stop_requests(&mut self, ctx: &mut Context<Self>) {
         let store = self.store.clone();
-        let ours: Vec<String> = self
+        let ours: Vec<RunId> = self
             .active
             .keys()
             .cloned()
@@ -398,6 +450,102 @@ impl Supervisor {
             act.advance(ctx);
         }));
     }
+
+    /// How the attempt ended goes into the record together with what follows it.
+    fn attempt_ended(&mut self, mut job: Job, report: Report, ctx: &mut Context<Self>) {
+        job.plan.attempts_made += 1;
+        job.plan.active_total += report.active;
+        let latest = latest_existing(&report.checkpoints, job.resume_from.as_deref());
+        let outcome = report.outcome.clone();
+        let end = AttemptEnd {
+            status: outcome.status,
+            reason: outcome.reason.clone(),
+            exit_code: report.exit.code,
+            signal: report.exit.signal,
+        };
+        let progress = report.progress;
+        let run_id = job.run_id.clone();
+        match continuation::next(&job.plan, &outcome, latest, self.interrupts > 0) {
+            Next::Done => {
+                self.update(&run_id, move |rec| {
+                    apply_progress(rec, &progress);
+                    lifecycle::or_log(lifecycle::finish(rec, &end, now_ms()));
+                });
+                self.results.push((run_id, outcome));
+            }
+            Next::Restart { after, from } => {
+                job.plan.restarts_used += 1;
+                let why = format!(
+                    "attempt {} failed ({}, exit {}); restart {} of {} in {}s",
+                    job.attempt,
+                    outcome.reason,
+                    outcome.exit_code,
+                    job.plan.restarts_used,
+                    job.plan.max_restarts,
+                    after.as_secs()
+                );
+                self.update(&run_id, {
+                    let why = why.clone();
+                    move |rec| {
+                        apply_progress(rec, &progress);
+                        lifecycle::or_log(lifecycle::requeue(rec, &end, &why, true, now_ms()));
+                    }
+                });
+                self.again_after(job, from, why, after, ctx);
+            }
+            Next::NextRound { from } => {
+                let why = format!(
+                    "round {} done; waiting for its next turn",
+                    job.plan.attempts_made
+                );
+                let seq = crate::clock::queue_seq();
+                self.update(&run_id, {
+                    let why = why.clone();
+                    move |rec| {
+                        apply_progress(rec, &progress);
+                        lifecycle::or_log(lifecycle::requeue(rec, &end, &why, false, now_ms()));
+                        rec.queue_seq = seq;
+                    }
+                });
+                if !self.settings.quiet {
+                    crate::ui::info(&format!("{run_id}: {why}"));
+                }
+                job.attempt += 1;
+                job.resume_from = Some(from);
+                self.queue.push(job);
+            }
+        }
+    }
+
+    /// Puts a held run back at the end of the queue as its next attempt, after `delay`.
+    fn again_after(
+        &mut self,
+        mut job: Job,
+        from: Option<String>,
+        why: String,
+        delay: Duration,
+        ctx: &mut Context<Self>,
+    ) {
+        if !self.settings.quiet {
+            crate::ui::info(&format!("{}: {why}", job.run_id));
+        }
+        job.attempt += 1;
+        job.resume_from = from;
+        self.pending += 1;
+        ctx.run_later(delay, move |act, ctx| {
+            act.pending -= 1;
+            if act.interrupts > 0 {
+                act.end_unstarted(&job.run_id, Status::Stopped, "user", EXIT_STOPPED);
+            } else {
+                let seq = crate::clock::queue_seq();
+                act.update(&job.run_id, move |rec| {
+                    lifecycle::or_log(lifecycle::release(rec, seq))
+                });
+                act.queue.push(job);
+            }
+            act.advance(ctx);
+        });
+    }
 }
 
 /// A signal delivered to backprop.
@@ -407,6 +555,11 @@ enum Signalled {
     Interrupt,
     StopRequest,
 }
+
+/// Another process freed a slot or a GPU.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Woken;
 
 impl Actor for Supervisor {
     type Context = Context<Self>;
@@ -447,6 +600,15 @@ impl Handler<Signalled> for Supervisor {
     }
 }
 
+impl Handler<Woken> for Supervisor {
+    type Result = ();
+    fn handle(&mut self, _: Woken, ctx: &mut Context<Self>) {
+        if !self.queue.is_empty() {
+            self.advance(ctx);
+        }
+    }
+}
+
 /// Queue a run.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -455,7 +617,7 @@ pub struct Submit(pub Job);
 impl Handler<Submit> for Supervisor {
     type Result = ();
     fn handle(&mut self, Submit(job): Submit, ctx: &mut Context<Self>) {
-        self.queue.push_back(job);
+        self.queue.push(job);
         self.advance(ctx);
     }
 }
@@ -463,87 +625,24 @@ impl Handler<Submit> for Supervisor {
 impl Handler<WorkerExited> for Supervisor {
     type Result = ();
     fn handle(&mut self, msg: WorkerExited, ctx: &mut Context<Self>) {
-        // The run's GPU lease ends with its record (`RunRecord::finish`).
-        let Some((_, mut job)) = self.active.remove(&msg.run_id) else {
+        let Some((_, job)) = self.active.remove(&msg.run_id) else {
             return;
         };
-        match msg.outcome {
-            Ok(outcome) => {
-                job.plan.attempts_made += 1;
-                job.plan.active_total += msg.active;
-                let latest = latest_existing(&msg.checkpoints, job.resume_from.as_deref());
-                match continuation::next(&job.plan, &outcome, latest, self.interrupts > 0) {
-                    Next::Done => self.results.push((msg.run_id, outcome)),
-                    Next::Restart { after, from } => {
-                        job.plan.restarts_used += 1;
-                        let why = format!(
-                            "attempt {} failed ({}, exit {}); restart {} of {} in {}s",
-                            job.attempt,
-                            outcome.reason,
-                            outcome.exit_code,
-                            job.plan.restarts_used,
-                            job.plan.max_restarts,
-                            after.as_secs()
-                        );
-                        self.again(job, from, why, after, ctx);
-                    }
-                    Next::NextRound { from } => {
-                        let why = format!(
-                            "round {} done; waiting for its next turn",
-                            job.plan.attempts_made
-                        );
-                        self.again(job, Some(from), why, Duration::ZERO, ctx);
-                    }
-                }
+        self.allocator.do_send(Release(msg.run_id.clone()));
+        match msg.report {
+            Ok(report) => self.attempt_ended(job, report, ctx),
+            Err(why) => {
+                let outcome = self.not_started(&msg.run_id, why);
+                self.results.push((msg.run_id, outcome));
             }
-            Err(why) => self.fail_start(&msg.run_id, why),
         }
-        // The run's end must be on disk before the next admission reads the store, or the
+        // The run's end must be in the store before the next admission reads it, or the
         // freed slot would look taken until the next retry.
-        let flushed = self.store_actor.send(super::store::Flush);
+        let flushed = self.store_actor.send(Flush);
         ctx.spawn(flushed.into_actor(self).map(|_, act, ctx| {
             act.advance(ctx);
             act.finish_if_idle();
         }));
-    }
-}
-
-impl Supervisor {
-    /// Puts a run back at the end of the queue as its next attempt, after `delay`.
-    fn again(
-        &mut self,
-        mut job: Job,
-        from: Option<String>,
-        why: String,
-        delay: Duration,
-        ctx: &mut Context<Self>,
-    ) {
-        if !self.settings.quiet {
-            crate::ui::info(&format!("{}: {why}", job.run_id));
-        }
-        job.attempt += 1;
-        job.resume_from = from;
-        let me = crate::proc_info::me();
-        let reason = why.clone();
-        // Claimed again at once, so no other process marks it lost in between.
-        self.update(&job.run_id, move |rec| {
-            rec.status = Status::Queued;
-            rec.reason = Some(reason.clone());
-            rec.end_time = None;
-            rec.supervisor = Some(me.clone());
-        });
-        self.pending += 1;
-        ctx.run_later(delay, move |act, ctx| {
-            act.pending -= 1;
-            let seq = crate::admission::next_seq();
-            act.update(&job.run_id, move |rec| rec.queue_seq = seq);
-            if act.interrupts > 0 {
-                act.end_unstarted(&job.run_id, Status::Stopped, "user", EXIT_STOPPED);
-            } else {
-                act.queue.push_back(job);
-            }
-            act.advance(ctx);
-        });
     }
 }
 

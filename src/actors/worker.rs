@@ -1,24 +1,28 @@
 //! A Worker supervises one attempt: one child process group, its output pumps, its
-//! timebox, and the graceful stop sequence (stop signal, grace, SIGKILL to the group).
+//! timebox, the graceful stop sequence (stop signal, grace, SIGKILL to the group), and the
+//! watch over its GPUs. The decisions are pure functions (`outcome`, `gpu_watch`,
+//! `active_clock`); files are written on a writer thread, never on the actor thread.
 
 use super::governor::{Governor, Sampled, Watch};
-use super::gpu_allocator::Lease;
 use super::store::{ProgressUpdate, StoreActor, Update};
 use crate::active_clock::ActiveClock;
 use crate::clock::now_ms;
+use crate::file_writer::{FileWriter, open_for_lines};
+use crate::gpu_watch::{self, Action, GpuWatch, Reading, WatchState};
 use crate::guard::Guard;
-use crate::launch::{self, AttemptEnv};
+use crate::launch::{self, AttemptEnv, LegacyArgs};
 use crate::outcome::{self, ExitInfo, Outcome, StopCause};
+use crate::policy::Placement;
 use crate::process::{self, Launch, signal_group};
 use crate::pump::{self, Batch, PumpOptions};
-use crate::record::{AttemptEvent, RunSpec, Status};
+use crate::record::lifecycle;
+use crate::record::{AttemptEvent, RunSpec};
 use crate::resources::Snapshot;
-use crate::store::private_file;
-use crate::thermal;
+use crate::runid::RunId;
 use crate::view::{LineState, RunLine, View};
 use actix::prelude::*;
 use nix::sys::signal::Signal;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -35,16 +39,13 @@ const SHOW_EVERY: Duration = Duration::from_millis(200);
 /// Everything a Worker needs to run one attempt.
 #[derive(Clone, Debug)]
 pub struct Attempt {
-    pub run_id: String,
+    pub run_id: RunId,
     pub number: u32,
     pub spec: RunSpec,
     pub resume_from: Option<String>,
-    pub max_run: Duration,
-    pub grace: Duration,
-    pub stop_signal: Signal,
-    pub checkpoint_signal: Option<Signal>,
+    pub timebox: Duration,
     pub run_dir: PathBuf,
-    pub lease: Lease,
+    pub placement: Placement,
     pub echo_protocol: bool,
     pub quiet: bool,
     /// Send the script's stdout to our stderr (when our stdout carries `--json` data).
@@ -53,25 +54,25 @@ pub struct Attempt {
     pub gpu_watch: Option<GpuWatch>,
 }
 
-/// What a GPU run is watched for during the run.
-#[derive(Clone, Debug)]
-pub struct GpuWatch {
-    pub max_temp_c: f64,
-    pub resume_temp_c: f64,
-    pub memory_limit_mb: Option<u64>,
-    pub stop_over_limit: bool,
+/// How the attempt went, for the supervisor to record with what comes next.
+#[derive(Debug)]
+pub struct Report {
+    pub outcome: Outcome,
+    pub exit: ExitInfo,
+    /// The final progress (written with the outcome).
+    pub progress: ProgressUpdate,
+    /// Checkpoints announced during this attempt (absolute paths, oldest first).
+    pub checkpoints: Vec<String>,
+    /// Active time of this attempt.
+    pub active: Duration,
 }
 
 /// Sent to the supervisor when the attempt is over (or could not start).
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub struct WorkerExited {
-    pub run_id: String,
-    pub outcome: Result<Outcome, String>,
-    /// Checkpoints announced during this attempt (absolute paths, oldest first).
-    pub checkpoints: Vec<String>,
-    /// Active time of this attempt.
-    pub active: Duration,
+    pub run_id: RunId,
+    pub report: Result<Report, String>,
 }
 
 /// Stop the attempt: gracefully (stop signal, then SIGKILL after the grace period) or at once.
@@ -102,14 +103,19 @@ pub struct Worker {
     attempt: Attempt,
     store: Addr<StoreActor>,
     governor: Addr<Governor>,
-    /// Paused because a GPU ran hot (SIGSTOP sent); the reason.
-    thermal_pause: Option<String>,
-    warned_over_limit: bool,
-    checkpoints: Vec<String>,
     supervisor: Recipient<WorkerExited>,
+    files: Option<FileWriter>,
+    watch: WatchState,
+    /// Why the run is paused (SIGSTOP sent), while it is.
+    pause_reason: Option<String>,
+    checkpoints: Vec<String>,
     pid: u32,
     guard: Option<Guard>,
     clock: ActiveClock,
+    /// Wall time the attempt started, and paused time so far (for the timebox file).
+    started_ms: u64,
+    paused_ms: u64,
+    paused_since_ms: Option<u64>,
     timebox: Option<SpawnHandle>,
     kill_timer: Option<SpawnHandle>,
     stop_cause: Option<StopCause>,
@@ -135,21 +141,22 @@ impl Worker {
         supervisor: Recipient<WorkerExited>,
         view: Arc<View>,
     ) -> Worker {
-        let progress = ProgressUpdate {
-            id: attempt.run_id.clone(),
-            ..Default::default()
-        };
+        let progress = ProgressUpdate::new(attempt.run_id.clone());
         Worker {
             attempt,
             store,
             governor,
-            thermal_pause: None,
-            warned_over_limit: false,
-            checkpoints: Vec::new(),
             supervisor,
+            files: None,
+            watch: WatchState::default(),
+            pause_reason: None,
+            checkpoints: Vec::new(),
             pid: 0,
             guard: None,
             clock: ActiveClock::started_at(Instant::now()),
+            started_ms: now_ms(),
+            paused_ms: 0,
+            paused_since_ms: None,
             timebox: None,
             kill_timer: None,
             stop_cause: None,
@@ -172,21 +179,32 @@ impl Worker {
         self.attempt.run_dir.display().to_string()
     }
 
+    fn timebox_file(&self) -> PathBuf {
+        self.attempt.run_dir.join("timebox.json")
+    }
+
     fn launch(&self) -> Result<Launch, String> {
         let a = &self.attempt;
-        let (program, args) =
-            launch::command_line(&a.spec, a.resume_from.as_deref()).map_err(|e| e.to_string())?;
+        let legacy = LegacyArgs {
+            run_id: &a.run_id,
+            timebox: a.timebox,
+        };
+        let (program, args) = launch::command_line(&a.spec, a.resume_from.as_deref(), Some(legacy))
+            .map_err(|e| e.to_string())?;
         let framework = launch::framework_for(&a.spec);
+        let gpu_env = a.placement.env(framework);
+        let timebox_file = self.timebox_file();
         let env = launch::script_env(
             &a.spec,
             &AttemptEnv {
                 run_id: &a.run_id,
                 run_dir: &a.run_dir,
                 attempt: a.number,
-                max_run_seconds: a.max_run.as_secs_f64(),
+                timebox: a.timebox,
                 resume_from: a.resume_from.as_deref(),
-                framework: &framework,
-                gpu_env: &a.lease.env,
+                framework,
+                timebox_file: Some(&timebox_file),
+                gpu_env: &gpu_env,
             },
             |key| std::env::var_os(key).is_some(),
         );
@@ -203,6 +221,10 @@ impl Worker {
         let launch = self.launch()?;
         let logs = open_logs(&self.attempt.run_dir)
             .map_err(|e| format!("cannot open the run's log files: {e}"))?;
+        self.files = Some(
+            FileWriter::start("run-files").map_err(|e| format!("cannot start a thread: {e}"))?,
+        );
+        self.write_timebox_file();
         let mut child =
             process::spawn(&launch).map_err(|e| format!("cannot start {}: {e}", launch.program))?;
         self.pid = child.id();
@@ -270,11 +292,24 @@ impl Worker {
         Ok(())
     }
 
+    /// The attempt's active-time state, for `backprop_helper.time_left()` in the script.
+    fn write_timebox_file(&self) {
+        let Some(files) = &self.files else { return };
+        let state = serde_json::json!({
+            "attempt": self.attempt.number,
+            "startedMs": self.started_ms,
+            "pausedMs": self.paused_ms,
+            "pausedSinceMs": self.paused_since_ms,
+            "maxRunSeconds": self.attempt.timebox.as_secs_f64(),
+        });
+        files.replace(self.timebox_file(), state.to_string().into_bytes());
+    }
+
     fn arm_timebox(&mut self, ctx: &mut Context<Self>) {
         if let Some(handle) = self.timebox.take() {
             ctx.cancel_future(handle);
         }
-        let left = self.clock.remaining(self.attempt.max_run);
+        let left = self.clock.remaining(self.attempt.timebox);
         self.timebox = Some(ctx.run_later(left, |act, ctx| {
             act.timebox = None;
             act.stop(
@@ -301,7 +336,7 @@ impl Worker {
             // A stopped (SIGSTOP) group must run again to handle the stop signal.
             signal_group(self.pid, Signal::SIGCONT);
             self.clock.resume_at(Instant::now());
-            self.thermal_pause = None;
+            self.pause_reason = None;
         }
         if msg.force {
             signal_group(self.pid, Signal::SIGKILL);
@@ -310,8 +345,8 @@ impl Worker {
         if self.kill_timer.is_some() {
             return; // already in the grace period
         }
-        signal_group(self.pid, self.attempt.stop_signal);
-        self.kill_timer = Some(ctx.run_later(self.attempt.grace, |act, _| {
+        signal_group(self.pid, self.attempt.spec.options.stop_signal.signal());
+        self.kill_timer = Some(ctx.run_later(self.attempt.spec.options.grace, |act, _| {
             if act.exit.is_none() {
                 tracing::info!("grace period over for run {}: SIGKILL", act.attempt.run_id);
                 signal_group(act.pid, Signal::SIGKILL);
@@ -319,55 +354,59 @@ impl Worker {
         }));
     }
 
-    /// Records an event on the current attempt, optionally with a new status and reason.
-    fn record_event(&self, kind: &str, detail: String, status: Option<Status>) {
+    fn update(&self, change: impl Fn(&mut crate::record::RunRecord) + Send + 'static) {
+        self.store.do_send(Update {
+            id: self.attempt.run_id.clone(),
+            change: Box::new(change),
+        });
+    }
+
+    /// Records an event on the attempt.
+    fn note(&self, kind: &str, detail: String) {
         let event = AttemptEvent {
             time: now_ms(),
             kind: kind.to_string(),
-            detail: Some(detail.clone()),
+            detail: Some(detail),
         };
-        self.store.do_send(Update {
-            id: self.attempt.run_id.clone(),
-            change: Box::new(move |rec| {
-                if let Some(status) = status {
-                    rec.status = status;
-                    rec.reason = (status == Status::Paused).then(|| detail.clone());
-                }
-                if let Some(attempt) = rec.attempts.last_mut() {
-                    attempt.events.push(event.clone());
-                }
-            }),
-        });
+        self.update(move |rec| lifecycle::note(rec, event.clone()));
     }
 
     fn pause(&mut self, ctx: &mut Context<Self>, why: String) {
         signal_group(self.pid, Signal::SIGSTOP);
         self.clock.pause_at(Instant::now());
+        self.paused_since_ms = Some(now_ms());
         if let Some(handle) = self.timebox.take() {
             ctx.cancel_future(handle);
         }
         if !self.attempt.quiet {
             crate::ui::info(&format!("{} paused: {why}", self.attempt.run_id));
         }
-        self.record_event("pause", format!("thermal: {why}"), Some(Status::Paused));
-        self.thermal_pause = Some(why);
+        let (reason, now) = (why.clone(), now_ms());
+        self.update(move |rec| lifecycle::or_log(lifecycle::pause(rec, &reason, now)));
+        self.pause_reason = Some(why);
+        self.write_timebox_file();
         self.show();
     }
 
     fn resume(&mut self, ctx: &mut Context<Self>, why: String) {
         signal_group(self.pid, Signal::SIGCONT);
         self.clock.resume_at(Instant::now());
-        self.thermal_pause = None;
+        if let Some(since) = self.paused_since_ms.take() {
+            self.paused_ms += now_ms().saturating_sub(since);
+        }
+        self.pause_reason = None;
         self.arm_timebox(ctx);
         if !self.attempt.quiet {
             crate::ui::info(&format!("{} resumed: {why}", self.attempt.run_id));
         }
-        self.record_event("resume", why, Some(Status::Running));
+        let now = now_ms();
+        self.update(move |rec| lifecycle::or_log(lifecycle::unpause(rec, &why, now)));
+        self.write_timebox_file();
         self.show();
     }
 
-    /// The run's GPUs in a fresh snapshot: thermal pause/resume, memory limit, and a sample
-    /// kept in `runs/<id>/resources.jsonl`.
+    /// The run's GPUs in a fresh snapshot: thermal pause/resume, memory limit, memory taken
+    /// by others, and a sample kept in `runs/<id>/resources.jsonl`.
     fn watch_gpus(&mut self, ctx: &mut Context<Self>, snapshot: &Snapshot) {
         let Some(watch) = self.attempt.gpu_watch.clone() else {
             return;
@@ -375,53 +414,72 @@ impl Worker {
         if self.exit.is_some() || self.stop_cause.is_some() {
             return;
         }
-        let mine: Vec<_> = snapshot
+        let mine: Vec<&crate::gpu::GpuInfo> = snapshot
             .gpu
             .gpus
             .iter()
-            .filter(|g| self.attempt.lease.gpus.contains(&g.index))
+            .filter(|g| self.attempt.placement.uuids.contains(&g.uuid))
             .collect();
-        let temps: Vec<(u32, Option<f64>)> =
-            mine.iter().map(|g| (g.index, g.temperature_c)).collect();
-        match thermal::decide(
-            self.thermal_pause.is_some(),
-            &temps,
-            watch.max_temp_c,
-            watch.resume_temp_c,
-        ) {
-            thermal::Action::Pause(why) => self.pause(ctx, why),
-            thermal::Action::Resume(why) => self.resume(ctx, why),
-            thermal::Action::Keep => {}
+        let run_used_mb = self.used_mb(snapshot);
+        if let Some(files) = &self.files {
+            let line = serde_json::json!({
+                "time": snapshot.taken_ms, "runUsedMb": run_used_mb, "gpus": mine,
+            });
+            files.append_line(
+                self.attempt.run_dir.join("resources.jsonl"),
+                line.to_string(),
+            );
         }
-        let uuids: Vec<&str> = mine.iter().map(|g| g.uuid.as_str()).collect();
-        let used_mb: u64 = snapshot
-            .gpu
-            .processes
-            .iter()
-            .filter(|p| uuids.contains(&p.gpu_uuid.as_str()))
-            .filter(|p| crate::gpu::process_group_of(p.pid) == Some(self.pid))
-            .filter_map(|p| p.used_mb)
-            .sum();
-        append_resource_sample(&self.attempt.run_dir, snapshot.taken_ms, &mine, used_mb);
-        if let Some(limit) = watch.memory_limit_mb
-            && used_mb > limit
-            && !self.warned_over_limit
-        {
-            self.warned_over_limit = true;
-            let why =
-                format!("the run uses {used_mb} MB of GPU memory, over its limit of {limit} MB");
-            crate::ui::warn(&format!("{}: {why}", self.attempt.run_id));
-            self.record_event("gpu_memory_limit", why, None);
-            if watch.stop_over_limit {
-                self.stop(
-                    ctx,
-                    Stop {
-                        cause: StopCause::GpuMemoryLimit,
-                        force: false,
-                    },
-                );
+        let reading = Reading {
+            gpus: &mine,
+            run_used_mb,
+        };
+        for action in gpu_watch::watch(&mut self.watch, &watch, &reading) {
+            match action {
+                Action::Pause(why) => self.pause(ctx, why),
+                Action::Resume(why) => self.resume(ctx, why),
+                Action::OverLimit { why, stop } => {
+                    crate::ui::warn(&format!("{}: {why}", self.attempt.run_id));
+                    self.note("gpu_memory_limit", why);
+                    if stop {
+                        self.stop(
+                            ctx,
+                            Stop {
+                                cause: StopCause::GpuMemoryLimit,
+                                force: false,
+                            },
+                        );
+                    }
+                }
+                Action::LimitUnenforceable(why) => {
+                    crate::ui::warn(&format!("{}: {why}", self.attempt.run_id));
+                    self.note("gpu_memory_unknown", why);
+                }
+                Action::MemoryTaken(why) => {
+                    crate::ui::warn(&format!("{}: {why}", self.attempt.run_id));
+                    self.note("gpu_memory_taken", why);
+                }
             }
         }
+    }
+
+    /// What the run's processes use on its GPUs, if that can be read here.
+    fn used_mb(&self, snapshot: &Snapshot) -> Option<u64> {
+        let me = crate::usage::LiveAttempt {
+            id: &self.attempt.run_id,
+            pgid: self.pid,
+            run_dir: self.run_dir_text(),
+        };
+        let usage = crate::usage::attribute(&snapshot.gpu.gpus, &snapshot.gpu.processes, &[me]);
+        let mut total = 0;
+        for uuid in &self.attempt.placement.uuids {
+            let gpu = usage.get(uuid)?;
+            if !gpu.attributable || gpu.runs_unknown.contains(&self.attempt.run_id) {
+                return None;
+            }
+            total += gpu.runs.get(&self.attempt.run_id).copied().unwrap_or(0);
+        }
+        Some(total)
     }
 
     /// Sends the latest progress to the store and the live line.
@@ -457,20 +515,20 @@ impl Worker {
             .find_map(|k| self.progress.metrics.get(*k))
             .filter(|t| t.is_finite() && **t > 0.0)
             .map(|t| *t as u64);
-        let state = match &self.thermal_pause {
+        let state = match &self.pause_reason {
             Some(why) => LineState::Paused(why.clone()),
             None => LineState::Running,
         };
         self.view.update(&RunLine {
-            run_id: self.attempt.run_id.clone(),
+            run_id: self.attempt.run_id.to_string(),
             state,
             step: self.progress.step,
             loss: self.progress.loss,
             total,
             steps_per_sec: crate::view::rate(&samples),
             active: self.clock.elapsed(),
-            limit: self.attempt.max_run,
-            gpus: self.attempt.lease.gpus.clone(),
+            limit: self.attempt.timebox,
+            gpus: self.attempt.placement.gpus.clone(),
         });
     }
 
@@ -485,28 +543,19 @@ impl Worker {
         self.finished = true;
         let outcome = outcome::decide(exit, self.stop_cause, self.cuda_oom);
         self.progress.active_ms = self.clock.elapsed().as_millis() as u64;
-        let progress = self.progress.clone();
-        let recorded = outcome.clone();
-        self.store.do_send(Update {
-            id: self.attempt.run_id.clone(),
-            change: Box::new(move |rec| {
-                super::store::apply_progress(rec, &progress);
-                if let Some(attempt) = rec.attempts.last_mut() {
-                    attempt.exit_code = exit.code;
-                    attempt.signal = exit.signal;
-                }
-                rec.finish(recorded.status, &recorded.reason, now_ms());
-            }),
-        });
         if let Some(guard) = self.guard.take() {
             guard.release();
         }
         self.view.finish(&self.attempt.run_id);
         self.supervisor.do_send(WorkerExited {
             run_id: self.attempt.run_id.clone(),
-            outcome: Ok(outcome),
-            checkpoints: std::mem::take(&mut self.checkpoints),
-            active: self.clock.elapsed(),
+            report: Ok(Report {
+                outcome,
+                exit,
+                progress: self.progress.clone(),
+                checkpoints: std::mem::take(&mut self.checkpoints),
+                active: self.clock.elapsed(),
+            }),
         });
         ctx.stop();
     }
@@ -515,9 +564,7 @@ impl Worker {
         self.finished = true;
         self.supervisor.do_send(WorkerExited {
             run_id: self.attempt.run_id.clone(),
-            outcome: Err(why),
-            checkpoints: Vec::new(),
-            active: Duration::ZERO,
+            report: Err(why),
         });
         ctx.stop();
     }
@@ -531,15 +578,8 @@ impl Actor for Worker {
             self.fail_to_start(ctx, why);
             return;
         }
-        let pid = self.pid;
-        self.store.do_send(Update {
-            id: self.attempt.run_id.clone(),
-            change: Box::new(move |rec| {
-                if let Some(attempt) = rec.attempts.last_mut() {
-                    attempt.pid = Some(pid);
-                }
-            }),
-        });
+        let (pid, number) = (self.pid, self.attempt.number);
+        self.update(move |rec| lifecycle::or_log(lifecycle::record_pid(rec, number, pid)));
         self.arm_timebox(ctx);
         self.show();
         ctx.run_interval(Duration::from_secs(1), |act, _| {
@@ -555,14 +595,13 @@ impl Actor for Worker {
         if self.attempt.gpu_watch.is_some() {
             self.governor.do_send(Watch(ctx.address().recipient()));
         }
-        if let (Some(signal), Some(every)) = (
-            self.attempt.checkpoint_signal,
-            self.attempt.spec.options.checkpoint_every_seconds,
-        ) && every > 0.0
+        let options = &self.attempt.spec.options;
+        if let (Some(signal), Some(every)) = (options.checkpoint_signal, options.checkpoint_every)
+            && !every.is_zero()
         {
-            ctx.run_interval(Duration::from_secs_f64(every), move |act, _| {
+            ctx.run_interval(every, move |act, _| {
                 if act.exit.is_none() && !act.clock.is_paused() {
-                    process::signal_pid(act.pid, signal);
+                    process::signal_pid(act.pid, signal.signal());
                 }
             });
         }
@@ -591,10 +630,7 @@ impl Handler<StdoutBatch> for Worker {
         for path in batch.checkpoints {
             let absolute = absolute_in(&self.attempt.spec.cwd, &path);
             self.checkpoints.push(absolute.clone());
-            self.store.do_send(Update {
-                id: self.attempt.run_id.clone(),
-                change: Box::new(move |rec| rec.add_checkpoint(&absolute)),
-            });
+            self.update(move |rec| rec.add_checkpoint(&absolute));
         }
     }
 }
@@ -650,22 +686,6 @@ impl Handler<Stop> for Worker {
     }
 }
 
-/// The run's status right now, for live views.
-#[derive(Message)]
-#[rtype(result = "Status")]
-pub struct CurrentStatus;
-
-impl Handler<CurrentStatus> for Worker {
-    type Result = MessageResult<CurrentStatus>;
-    fn handle(&mut self, _: CurrentStatus, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(if self.clock.is_paused() {
-            Status::Paused
-        } else {
-            Status::Running
-        })
-    }
-}
-
 fn spawn_named(name: &str, body: impl FnOnce() + Send + 'static) {
     std::thread::Builder::new()
         .name(name.into())
@@ -673,33 +693,15 @@ fn spawn_named(name: &str, body: impl FnOnce() + Send + 'static) {
         .unwrap_or_else(|e| panic!("cannot spawn the {name} thread: {e}"));
 }
 
-/// stdout.log, stderr.log and metrics.jsonl of the run, opened for appending (0600).
+/// stdout.log, stderr.log and metrics.jsonl of the run, opened for appending (0600), each
+/// starting on a fresh line whatever an earlier attempt left.
 fn open_logs(run_dir: &Path) -> std::io::Result<[File; 3]> {
-    let open = |name: &str| {
-        private_file(OpenOptions::new().create(true).append(true)).open(run_dir.join(name))
-    };
+    let open = |name: &str| open_for_lines(&run_dir.join(name));
     Ok([
         open("stdout.log")?,
         open("stderr.log")?,
         open("metrics.jsonl")?,
     ])
-}
-
-/// One line of `runs/<id>/resources.jsonl`: the run's GPUs and its own usage.
-fn append_resource_sample(
-    run_dir: &Path,
-    time: u64,
-    gpus: &[&crate::gpu::GpuInfo],
-    run_used_mb: u64,
-) {
-    use std::io::Write;
-    let line = serde_json::json!({ "time": time, "runUsedMb": run_used_mb, "gpus": gpus });
-    let written = private_file(OpenOptions::new().create(true).append(true))
-        .open(run_dir.join("resources.jsonl"))
-        .and_then(|mut f| writeln!(f, "{line}"));
-    if let Err(e) = written {
-        tracing::warn!("resource sample not kept: {e}");
-    }
 }
 
 /// Checkpoint paths are relative to the run's working directory.

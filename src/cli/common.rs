@@ -2,8 +2,11 @@
 
 use super::Global;
 use crate::config::{self, FlagValue, LoadRequest, LoadedConfig, Override};
-use crate::outcome::EXIT_USAGE;
-use crate::record::RunRecord;
+use crate::executor::new_runs::NewRunError;
+use crate::executor::{Output, Results};
+use crate::outcome::{EXIT_NOT_FOUND, EXIT_USAGE};
+use crate::record::{RunRecord, Status};
+use crate::runid::RunId;
 use crate::store::{Store, StoreError};
 use std::path::PathBuf;
 
@@ -33,6 +36,30 @@ impl CliError {
 impl From<StoreError> for CliError {
     fn from(e: StoreError) -> CliError {
         CliError::usage(e.to_string())
+    }
+}
+
+impl From<NewRunError> for CliError {
+    fn from(e: NewRunError) -> CliError {
+        match e {
+            NewRunError::NotFound(_) => CliError::with_code(EXIT_NOT_FOUND, e.to_string()),
+            _ => CliError::usage(e.to_string()),
+        }
+    }
+}
+
+impl From<crate::slurm::SubmitError> for CliError {
+    fn from(e: crate::slurm::SubmitError) -> CliError {
+        CliError::usage(e.to_string())
+    }
+}
+
+/// How the runs' output is shown, from the global flags.
+pub fn output(global: &Global) -> Output {
+    Output {
+        echo_protocol: global.verbose > 0,
+        quiet: global.quiet,
+        json: global.json,
     }
 }
 
@@ -82,11 +109,10 @@ pub fn open_store_for_reading() -> Result<(Store, Vec<RunRecord>), CliError> {
 }
 
 /// A run named by the user, among records already read.
-pub fn find_in(records: &[RunRecord], id: &str) -> Result<RunRecord, CliError> {
-    crate::runid::validate(id).map_err(|e| CliError::usage(e.to_string()))?;
+pub fn find_in(records: &[RunRecord], id: &RunId) -> Result<RunRecord, CliError> {
     records
         .iter()
-        .find(|r| r.id == id)
+        .find(|r| r.id == *id)
         .cloned()
         .ok_or_else(|| StoreError::NotFound(id.to_string()).into())
 }
@@ -116,10 +142,47 @@ pub fn load_config_with(
     .map_err(|e| CliError::usage(e.to_string()))
 }
 
-/// Validates a run id typed by the user and fetches its record.
-pub fn find_run(store: &Store, id: &str) -> Result<RunRecord, CliError> {
-    crate::runid::validate(id).map_err(|e| CliError::usage(e.to_string()))?;
+/// The record of a run named by the user.
+pub fn find_run(store: &Store, id: &RunId) -> Result<RunRecord, CliError> {
     Ok(store.get(id)?)
+}
+
+/// Prints how a run of this process ended and returns backprop's exit code for it.
+pub fn report_outcome(global: &Global, store: &Store, run_id: &RunId, results: Results) -> i32 {
+    let Some((_, outcome)) = results.into_iter().find(|(id, _)| id == run_id) else {
+        crate::ui::error(&format!("run {run_id} ended without an outcome"));
+        return 1;
+    };
+    if !global.quiet
+        && let Ok(rec) = store.get(run_id)
+    {
+        let mut line = format!("{run_id} {}", outcome.status);
+        if outcome.status == Status::Failed {
+            line.push_str(&format!(
+                " ({}, exit {})",
+                outcome.reason, outcome.exit_code
+            ));
+        }
+        line.push_str(&format!(
+            " after {}",
+            duration_text(rec.current_attempt().map_or(0, |a| a.active_ms))
+        ));
+        if let Some(step) = rec.last_step {
+            line.push_str(&format!(
+                " at step {step}, loss {}",
+                loss_text(rec.last_loss)
+            ));
+        }
+        if matches!(
+            outcome.status,
+            Status::Timeboxed | Status::Stopped | Status::Failed
+        ) && rec.last_checkpoint.is_some()
+        {
+            line.push_str(&format!("; continue with: backprop resume {run_id}"));
+        }
+        crate::ui::info(&line);
+    }
+    outcome.exit_code
 }
 
 /// `1m 5s`-style text of a duration in milliseconds, to the second.

@@ -10,7 +10,7 @@ use std::time::Duration;
 #[derive(Args, Debug)]
 #[command(after_help = "Example:\n  backprop logs <run-id> -f")]
 pub struct LogsArgs {
-    pub run_id: String,
+    pub run_id: crate::runid::RunId,
     /// Keep printing new output until the run ends
     #[arg(short, long)]
     pub follow: bool,
@@ -36,7 +36,7 @@ pub fn execute(_global: &Global, args: LogsArgs) -> Result<i32, CliError> {
         }
         let active = store
             .get(&rec.id)
-            .map(|r| r.status.is_active())
+            .map(|r| r.status().is_active())
             .unwrap_or(false);
         if !active {
             // One last read: the run may have written its final lines just before ending.

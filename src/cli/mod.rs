@@ -10,7 +10,6 @@ mod plot;
 mod queue;
 mod resume;
 mod run;
-mod slurm_submit;
 mod status;
 mod stop;
 mod table;

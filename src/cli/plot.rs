@@ -15,7 +15,7 @@ use std::path::PathBuf;
 pub struct PlotArgs {
     /// One or more runs; they are drawn together
     #[arg(required = true)]
-    pub run_ids: Vec<String>,
+    pub run_ids: Vec<crate::runid::RunId>,
     /// The metric to plot
     #[arg(long, default_value = "loss")]
     pub metric: String,
@@ -36,12 +36,12 @@ pub fn execute(_global: &Global, args: PlotArgs) -> Result<i32, CliError> {
         // A run's name labels it unless two runs share the name.
         let shared = records.iter().filter(|r| r.name == rec.name).count() > 1;
         let label = if shared || rec.name.is_empty() {
-            &rec.id
+            rec.id.to_string()
         } else {
-            &rec.name
+            rec.name.clone()
         };
         let path = store.run_dir(&rec.id).join("metrics.jsonl");
-        let loaded = plot::load_series(&path, &args.metric, label).unwrap_or_else(|_| Series {
+        let loaded = plot::load_series(&path, &args.metric, &label).unwrap_or_else(|_| Series {
             label: label.clone(),
             ..Series::default()
         });

@@ -3,18 +3,19 @@
 
 use super::Global;
 use super::common::{
-    CliError, duration_text, load_config, load_config_with, loss_text, open_store, print_json,
+    CliError, duration_text, load_config, load_config_with, loss_text, open_store, output,
+    print_json,
 };
 use super::flags::ConfigFlags;
-use super::run::{NewRun, create_records, current_dir, script_name, spec_for};
-use super::slurm_submit::{self, OnRefusal, Submission};
+use super::run::current_dir;
 use super::table;
-use crate::actors::run_jobs;
-use crate::actors::supervisor::Job;
 use crate::config::{self, Executor, FlagValue};
 use crate::continuation::{Plan, Rounds};
-use crate::outcome::{EXIT_STOPPED, Outcome};
+use crate::executor::new_runs::{NewRun, create_records, script_name, spec_for};
+use crate::executor::{self, Job, Launch, OnRefusal, Results, Started};
+use crate::outcome::EXIT_STOPPED;
 use crate::record::{RunRecord, RunSpec, Status};
+use crate::runid::RunId;
 use crate::sweep::{self, Batch, PlannedRun};
 use clap::Args;
 use serde_json::{Value, json};
@@ -113,7 +114,7 @@ pub fn execute(global: &Global, args: QueueArgs) -> Result<i32, CliError> {
         ));
     }
     let store = open_store()?;
-    let batch_id = crate::runid::generate("batch", std::process::id());
+    let batch_id = RunId::generate("batch", std::process::id());
     let new_runs = resolved
         .iter()
         .map(|r| NewRun {
@@ -125,69 +126,50 @@ pub fn execute(global: &Global, args: QueueArgs) -> Result<i32, CliError> {
         })
         .collect();
     let ids = create_records(&store, new_runs)?;
-    if on_slurm {
-        let submissions: Vec<Submission> = ids
-            .iter()
-            .zip(&resolved)
-            .map(|(id, r)| Submission {
-                run_id: id.clone(),
-                resume_from: None,
-                max_run: r.config.max_run_minutes.duration(),
-            })
-            .collect();
-        let cwd = resolved[0].spec.cwd.clone();
-        let job = slurm_submit::submit(
-            &store,
-            &batch_config,
-            &submissions,
-            batch_config.gpus_per_run,
-            batch_config.max_parallel,
-            &cwd,
-            OnRefusal::Remove,
-        )?;
-        if global.json {
-            print_json(&json!({"batchId": batch_id, "slurmJobId": job, "runs": ids}));
-        } else {
-            println!(
-                "batch {batch_id}: {} runs submitted to Slurm as array job {job} (at most {} at once)",
-                ids.len(),
-                batch_config.max_parallel
-            );
-        }
-        return Ok(0);
-    }
-    if !global.quiet {
+    let jobs: Vec<Job> = ids
+        .iter()
+        .zip(&resolved)
+        .map(|(id, r)| {
+            let plan = Plan {
+                rounds,
+                max_total,
+                ..Plan::once(r.config.max_restarts)
+            };
+            Job::first(id.clone(), r.spec.clone(), None, plan).no_wait(args.no_wait)
+        })
+        .collect();
+    if !global.quiet && !on_slurm {
         crate::ui::info(&format!(
             "batch {batch_id}: {} runs, at most {} at once",
             ids.len(),
             batch_config.max_parallel
         ));
     }
-    let jobs = ids
-        .iter()
-        .zip(&resolved)
-        .map(|(id, r)| Job {
-            run_id: id.clone(),
-            spec: r.spec.clone(),
-            attempt: 1,
-            resume_from: None,
-            max_run: r.config.max_run_minutes.duration(),
-            no_wait: args.no_wait,
-            plan: Plan {
-                rounds,
-                max_total,
-                ..Plan::once(r.config.max_restarts)
-            },
-        })
-        .collect();
-    let results = run_jobs(
-        store.clone(),
-        super::resume::system_config(global, &batch_config),
-        jobs,
-    );
-    let records: Vec<RunRecord> = ids.iter().filter_map(|id| store.get(id).ok()).collect();
-    print_summary(global, &batch_id, &records, &results);
-    Ok(exit_code(&results))
+    let launch = Launch {
+        store: &store,
+        config: &batch_config,
+        output: output(global),
+        on_refusal: OnRefusal::Remove,
+    };
+    match executor::start(jobs, batch_config.executor, &launch)? {
+        Started::Ran(results) => {
+            let records: Vec<RunRecord> = ids.iter().filter_map(|id| store.get(id).ok()).collect();
+            print_summary(global, &batch_id, &records, &results);
+            Ok(exit_code(&results))
+        }
+        Started::Submitted { job_id } => {
+            if global.json {
+                print_json(&json!({"batchId": batch_id, "slurmJobId": job_id, "runs": ids}));
+            } else {
+                println!(
+                    "batch {batch_id}: {} runs submitted to Slurm as array job {job_id} (at most {} at once)",
+                    ids.len(),
+                    batch_config.max_parallel
+                );
+            }
+            Ok(0)
+        }
+    }
 }
 
 /// The config of one run: defaults < file < env < the batch's keys < the run's keys < flags.
@@ -218,7 +200,10 @@ fn resolve(
         run.env.clone(),
         here,
     )
-    .map_err(|e| CliError::with_code(e.code, format!("run {:?}: {}", run.name, e.message)))?;
+    .map_err(|e| {
+        let e = CliError::from(e);
+        CliError::with_code(e.code, format!("run {:?}: {}", run.name, e.message))
+    })?;
     let name = if run.name.is_empty() {
         script_name(&run.script)
     } else {
@@ -261,7 +246,7 @@ fn print_plan(global: &Global, runs: &[Resolved]) {
             vec![
                 r.name.clone(),
                 command.join(" "),
-                duration_text((r.spec.options.max_run_seconds * 1000.0) as u64),
+                duration_text(r.spec.options.max_run.as_millis() as u64),
                 Value::Object(r.params.clone()).to_string(),
             ]
         })
@@ -274,12 +259,7 @@ fn print_plan(global: &Global, runs: &[Resolved]) {
 }
 
 /// Best loss first; runs without a loss last.
-fn print_summary(
-    global: &Global,
-    batch_id: &str,
-    records: &[RunRecord],
-    results: &[(String, Outcome)],
-) {
+fn print_summary(global: &Global, batch_id: &RunId, records: &[RunRecord], results: &Results) {
     let mut sorted: Vec<&RunRecord> = records.iter().collect();
     sorted.sort_by(|a, b| {
         let key = |r: &RunRecord| r.last_loss.filter(|l| l.is_finite());
@@ -297,7 +277,7 @@ fn print_summary(
                 json!({
                     "id": r.id,
                     "name": r.name,
-                    "status": r.status,
+                    "status": r.status(),
                     "attempts": r.attempts.len(),
                     "activeMs": r.active_ms,
                     "lastStep": r.last_step,
@@ -314,9 +294,9 @@ fn print_summary(
         .iter()
         .map(|r| {
             vec![
-                r.id.clone(),
+                r.id.to_string(),
                 r.name.clone(),
-                r.status.to_string(),
+                r.status().to_string(),
                 r.attempts.len().to_string(),
                 duration_text(r.active_ms),
                 r.last_step
@@ -342,7 +322,7 @@ fn print_summary(
 }
 
 /// 0 when every run completed or was timeboxed; 130 when stopped by the user; else 1.
-fn exit_code(results: &[(String, Outcome)]) -> i32 {
+fn exit_code(results: &Results) -> i32 {
     if results
         .iter()
         .any(|(_, o)| o.status == Status::Stopped && o.reason == "user")

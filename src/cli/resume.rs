@@ -1,28 +1,24 @@
 //! `backprop resume <run-id> [-m MIN]`, and the part of running that `run` shares with it.
 
 use super::Global;
-use super::common::{CliError, duration_text, find_run, load_config, loss_text, open_store};
+use super::common::{CliError, find_run, load_config, open_store, output, report_outcome};
 use super::flags::number_or_string;
-use super::slurm_submit::{self, OnRefusal, Submission};
-use crate::actors::gpu_allocator::Policy;
-use crate::actors::supervisor::{Job, Settings};
-use crate::actors::{SystemConfig, run_jobs};
-use crate::config::{Config, Executor, FlagValue, LoadedConfig, MemoryLimitAction};
+use crate::config::{Executor, FlagValue};
 use crate::continuation::Plan;
+use crate::executor::{self, Job, Launch, OnRefusal, Started};
 use crate::outcome::EXIT_NOT_FOUND;
-use crate::record::{RunOptions, Status};
-use crate::resources::Thresholds;
+use crate::record::RunRecord;
+use crate::record::lifecycle;
+use crate::runid::RunId;
 use crate::store::Store;
-use crate::view::{Mode, View};
 use clap::Args;
 use std::path::Path;
-use std::time::Duration;
 
 #[derive(Args, Debug)]
 #[command(after_help = "Example:\n  backprop resume train-20261123-162900-1a2b -m 5")]
 pub struct ResumeArgs {
     /// The run to continue
-    pub run_id: String,
+    pub run_id: RunId,
     /// Timebox of this attempt in minutes or as a duration (default: the run's own)
     #[arg(short = 'm', long, value_name = "MIN")]
     pub max_run_minutes: Option<String>,
@@ -31,7 +27,7 @@ pub struct ResumeArgs {
     pub no_wait: bool,
     /// local | slurm [default: where the run ran before, else the config's executor]
     #[arg(long)]
-    pub executor: Option<String>,
+    pub executor: Option<Executor>,
 }
 
 pub fn execute(global: &Global, args: ResumeArgs) -> Result<i32, CliError> {
@@ -45,16 +41,19 @@ pub fn execute(global: &Global, args: ResumeArgs) -> Result<i32, CliError> {
         })
         .collect();
     let loaded = load_config(global, flags)?;
+    let config = &loaded.config;
     let store = open_store()?;
     let rec = find_run(&store, &args.run_id)?;
-    if rec.status.is_active() {
+    if rec.status().is_active() {
         return Err(CliError::usage(format!(
             "run {} is still {}; stop it first with `backprop stop {}`",
-            rec.id, rec.status, rec.id
+            rec.id,
+            rec.status(),
+            rec.id
         )));
     }
     // The program must still be there: a missing one is exit 127 and changes nothing.
-    crate::launch::command_line(&rec.spec, None)
+    crate::launch::command_line(&rec.spec, None, None)
         .map_err(|e| CliError::with_code(EXIT_NOT_FOUND, e.to_string()))?;
     if !Path::new(&rec.spec.program).exists() && rec.spec.program.contains('/') {
         return Err(CliError::with_code(
@@ -81,79 +80,52 @@ pub fn execute(global: &Global, args: ResumeArgs) -> Result<i32, CliError> {
         )),
         _ => {}
     }
-    let max_run = match args.max_run_minutes {
-        Some(_) => loaded.config.max_run_minutes.duration(),
-        None => Duration::from_secs_f64(rec.spec.options.max_run_seconds),
-    };
-    let on_slurm = match args.executor.as_deref() {
-        Some("slurm") => true,
-        Some("local") => false,
-        Some(other) => {
-            return Err(CliError::usage(format!(
-                "--executor {other:?}: use local or slurm"
-            )));
-        }
-        None => rec.slurm.is_some() || loaded.config.executor == Executor::Slurm,
-    };
-    if on_slurm {
-        let submission = Submission {
-            run_id: rec.id.clone(),
-            resume_from: checkpoint,
-            max_run,
-        };
-        let gpus = rec.spec.options.gpus;
-        let job = slurm_submit::submit(
-            &store,
-            &loaded.config,
-            &[submission],
-            gpus,
-            1,
-            &rec.spec.cwd,
-            OnRefusal::Restore(rec.status),
-        )?;
-        if !global.quiet {
-            crate::ui::info(&format!(
-                "attempt {} of {} submitted to Slurm as job {job}",
-                rec.attempts.len() + 1,
-                rec.id
-            ));
-        }
-        return Ok(0);
+    let timebox = args
+        .max_run_minutes
+        .is_some()
+        .then(|| config.max_run_minutes.duration());
+    let executor = executor::choose(args.executor, Some(&rec), config);
+    if executor == Executor::Local {
+        claim(&store, &rec)?;
     }
-    let me = crate::proc_info::me();
-    let claimed = store.update_record(&rec.id, |r| {
-        // Someone may have resumed it between our read and this lock.
-        if r.status.is_active() {
-            return false;
-        }
-        r.status = Status::Queued;
-        r.queue_seq = crate::admission::next_seq();
-        r.reason = None;
-        r.end_time = None;
-        r.stop_requested = false;
-        r.supervisor = Some(me.clone());
-        true
-    })?;
-    if !claimed {
-        return Err(CliError::usage(format!(
-            "run {} was just resumed by another backprop",
-            rec.id
-        )));
-    }
-    let mut spec = rec.spec.clone();
+    let plan = Plan::once(rec.spec.options.max_restarts);
+    let mut job = Job::next_attempt(&rec, checkpoint, timebox, plan).no_wait(args.no_wait);
     // Admission follows this process's config, not the one of the original run.
-    spec.options.max_parallel = loaded.config.max_parallel;
-    let max_restarts = spec.options.max_restarts;
-    let job = Job {
-        run_id: rec.id.clone(),
-        spec,
-        attempt: rec.attempts.len() as u32 + 1,
-        resume_from: checkpoint,
-        max_run,
-        no_wait: args.no_wait,
-        plan: Plan::once(max_restarts),
+    job.spec.options.max_parallel = config.max_parallel;
+    let launch = Launch {
+        store: &store,
+        config,
+        output: output(global),
+        on_refusal: OnRefusal::Restore(rec.status()),
     };
-    Ok(run_and_report(global, &loaded, store, job))
+    match executor::start(vec![job], executor, &launch)? {
+        Started::Ran(results) => Ok(report_outcome(global, &store, &rec.id, results)),
+        Started::Submitted { job_id } => {
+            if !global.quiet {
+                crate::ui::info(&format!(
+                    "attempt {} of {} submitted to Slurm as job {job_id}",
+                    rec.attempts.len() + 1,
+                    rec.id
+                ));
+            }
+            Ok(0)
+        }
+    }
+}
+
+/// Claims the ended run for this process's next attempt; another backprop may have resumed
+/// it between our read and this write.
+fn claim(store: &Store, rec: &RunRecord) -> Result<(), CliError> {
+    let me = crate::proc_info::me();
+    let seq = crate::clock::queue_seq();
+    store
+        .update_record(&rec.id, |r| lifecycle::reclaim(r, me.clone(), seq))?
+        .map_err(|_| {
+            CliError::usage(format!(
+                "run {} was just resumed by another backprop",
+                rec.id
+            ))
+        })
 }
 
 /// The newest checkpoint that still exists, and the newer ones that are gone.
@@ -169,97 +141,6 @@ pub fn latest_existing_checkpoint(
         missing.push(path.clone());
     }
     (None, missing)
-}
-
-/// The run options a new run keeps in its spec.
-pub fn options_from(config: &Config) -> RunOptions {
-    RunOptions {
-        max_run_seconds: config.max_run_minutes.duration().as_secs_f64(),
-        grace_seconds: config.grace_period.duration().as_secs_f64(),
-        stop_signal: config.stop_signal.to_string(),
-        checkpoint_every_seconds: config
-            .checkpoint_every_minutes
-            .as_ref()
-            .map(|m| m.duration().as_secs_f64()),
-        checkpoint_signal: config.checkpoint_signal.as_ref().map(|s| s.to_string()),
-        framework: config.framework.to_string(),
-        resume_arg: config.resume_arg.clone(),
-        gpus: config.gpus_per_run,
-        gpu_memory_limit: config.gpu_memory_limit.as_ref().map(|l| l.to_string()),
-        max_restarts: config.max_restarts,
-        max_parallel: config.max_parallel,
-    }
-}
-
-/// The actor system's settings from the effective config.
-pub fn system_config(global: &Global, config: &Config) -> SystemConfig {
-    SystemConfig {
-        settings: Settings {
-            poll_interval: config.poll_interval.duration(),
-            echo_protocol: global.verbose > 0,
-            quiet: global.quiet,
-            stdout_to_stderr: global.json,
-            view: View::new(Mode::detect(global.quiet)),
-            max_temp_c: config.gpu.max_temp_c,
-            resume_temp_c: config.gpu.resume_temp_c(),
-            stop_over_memory_limit: config.gpu.memory_limit_action == MemoryLimitAction::Stop,
-            default_reservation_mb: config.gpu.min_free_vram_mb,
-        },
-        limits: Thresholds {
-            min_free_ram_gb: config.min_free_ram_gb,
-            max_cpu_load: config.max_cpu_load,
-        },
-        gpu_probe: config.gpu.probe.to_string(),
-        probe_timeout: config.gpu.probe_timeout.duration(),
-        placement: Policy {
-            min_free_mb: config.gpu.min_free_vram_mb,
-            max_temp_c: config.gpu.max_temp_c,
-            require_readings: config.gpu.require_readings,
-            inherited_visible: std::env::var("CUDA_VISIBLE_DEVICES").ok(),
-        },
-    }
-}
-
-/// Runs one job to its end, prints how it ended, returns the exit code.
-pub fn run_and_report(global: &Global, loaded: &LoadedConfig, store: Store, job: Job) -> i32 {
-    let config = &loaded.config;
-    let run_id = job.run_id.clone();
-    let system = system_config(global, config);
-    let results = run_jobs(store.clone(), system, vec![job]);
-    let Some((_, outcome)) = results.into_iter().find(|(id, _)| *id == run_id) else {
-        crate::ui::error(&format!("run {run_id} ended without an outcome"));
-        return 1;
-    };
-    if !global.quiet
-        && let Ok(rec) = store.get(&run_id)
-    {
-        let mut line = format!("{run_id} {}", outcome.status);
-        if outcome.status == Status::Failed {
-            line.push_str(&format!(
-                " ({}, exit {})",
-                outcome.reason, outcome.exit_code
-            ));
-        }
-        line.push_str(&format!(
-            " after {}",
-            duration_text(rec.attempts.last().map_or(0, |a| a.active_ms))
-        ));
-        if let Some(step) = rec.last_step {
-            line.push_str(&format!(
-                " at step {step}, loss {}",
-                loss_text(rec.last_loss)
-            ));
-        }
-        if matches!(
-            outcome.status,
-            Status::Timeboxed | Status::Stopped | Status::Failed
-        ) && rec.last_checkpoint.is_some()
-        {
-            line.push_str(&format!("; continue with: backprop resume {run_id}"));
-        }
-        crate::ui::info(&line);
-    }
-    outcome.exit_code
 }
 
 #[cfg(test)]

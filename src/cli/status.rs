@@ -16,7 +16,7 @@ use std::collections::HashMap;
 #[command(after_help = "Example:\n  backprop status\n  backprop status <run-id> --json")]
 pub struct StatusArgs {
     /// Show this run whole
-    pub run_id: Option<String>,
+    pub run_id: Option<crate::runid::RunId>,
 }
 
 pub fn execute(global: &Global, args: StatusArgs) -> Result<i32, CliError> {
@@ -44,7 +44,7 @@ pub fn execute(global: &Global, args: StatusArgs) -> Result<i32, CliError> {
         Verdict::Go => None,
         Verdict::Wait(why) => Some(why),
     };
-    let mut active: Vec<RunRecord> = all.into_iter().filter(|r| r.status.is_active()).collect();
+    let mut active: Vec<RunRecord> = all.into_iter().filter(|r| r.status().is_active()).collect();
     super::list::sort_newest_first(&mut active);
     let holders = gpu_holders(&active);
     if global.json {
@@ -90,8 +90,8 @@ pub fn execute(global: &Global, args: StatusArgs) -> Result<i32, CliError> {
         .iter()
         .map(|r| {
             vec![
-                r.id.clone(),
-                r.status.to_string(),
+                r.id.to_string(),
+                r.status().to_string(),
                 duration_text(r.active_ms),
                 r.last_step
                     .map(|s| s.to_string())
@@ -205,9 +205,9 @@ fn describe_gpus(gpu: &GpuState, holders: &HashMap<u32, Vec<String>>) -> String 
 fn describe_run(rec: &RunRecord, run_dir: &std::path::Path) -> String {
     let mut out = String::new();
     let mut field = |name: &str, value: String| out.push_str(&format!("{name:<15} {value}\n"));
-    field("id", rec.id.clone());
+    field("id", rec.id.to_string());
     field("name", rec.name.clone());
-    field("status", rec.status.to_string());
+    field("status", rec.status().to_string());
     if let Some(reason) = &rec.reason {
         field("reason", reason.clone());
     }
@@ -221,7 +221,7 @@ fn describe_run(rec: &RunRecord, run_dir: &std::path::Path) -> String {
     }
     field(
         "timebox",
-        duration_text((rec.spec.options.max_run_seconds * 1000.0) as u64),
+        duration_text(rec.spec.options.max_run.as_millis() as u64),
     );
     field("active", duration_text(rec.active_ms));
     field(
@@ -251,7 +251,7 @@ fn describe_run(rec: &RunRecord, run_dir: &std::path::Path) -> String {
         .map(|a| {
             vec![
                 a.number.to_string(),
-                a.status
+                a.status()
                     .map(|s| s.to_string())
                     .unwrap_or_else(|| "-".into()),
                 a.reason.clone().unwrap_or_default(),

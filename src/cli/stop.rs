@@ -5,7 +5,9 @@
 use super::Global;
 use super::common::{CliError, open_store};
 use crate::proc_info::{self, Liveness};
-use crate::record::RunRecord;
+use crate::record::lifecycle;
+use crate::record::{RunRecord, Status};
+use crate::runid::RunId;
 use crate::store::StoreError;
 use clap::Args;
 use nix::sys::signal::Signal;
@@ -19,7 +21,7 @@ use std::time::{Duration, Instant};
 pub struct StopArgs {
     /// A run id, or a batch id (stops every run of the batch)
     #[arg(required_unless_present = "all")]
-    pub id: Option<String>,
+    pub id: Option<RunId>,
     /// Stop every active run of this home
     #[arg(long, conflicts_with = "id")]
     pub all: bool,
@@ -30,32 +32,31 @@ pub struct StopArgs {
 
 pub fn execute(global: &Global, args: StopArgs) -> Result<i32, CliError> {
     let store = open_store()?;
-    if let Some(id) = &args.id {
-        crate::runid::validate(id).map_err(|e| CliError::usage(e.to_string()))?;
-    }
     let records: Vec<RunRecord> = store.read()?.readable_records();
-    let targets = targets(&records, args.id.as_deref())?;
+    let targets = targets(&records, args.id.as_ref())?;
     let active: Vec<&RunRecord> = targets
         .iter()
         .copied()
-        .filter(|r| r.status.is_active())
+        .filter(|r| r.status().is_active())
         .collect();
     if active.is_empty() {
         if !global.quiet {
-            for rec in &targets {
-                crate::ui::info(&format!(
-                    "run {} is not active (status {})",
-                    rec.id, rec.status
-                ));
+            match (&args.id, targets.as_slice()) {
+                (Some(_), [rec]) if rec.batch_id.as_ref() != args.id.as_ref() => crate::ui::info(
+                    &format!("run {} is not active (status {})", rec.id, rec.status()),
+                ),
+                (Some(batch), _) => crate::ui::info(&format!("batch {batch} has no active runs")),
+                (None, _) => crate::ui::info("no active runs"),
             }
         }
         return Ok(0);
     }
-    let ids: Vec<String> = active.iter().map(|r| r.id.clone()).collect();
+    let ids: Vec<RunId> = active.iter().map(|r| r.id.clone()).collect();
     store.update(|ex| {
         for id in &ids {
-            if let Ok(mut rec) = ex.record(id) {
-                rec.stop_requested = true;
+            if let Ok(mut rec) = ex.record(id)
+                && lifecycle::request_stop(&mut rec).is_ok()
+            {
                 ex.put(&rec);
             }
         }
@@ -77,9 +78,10 @@ pub fn execute(global: &Global, args: StopArgs) -> Result<i32, CliError> {
     // Each supervisor sends the stop signal, waits the grace period, then kills.
     let grace = active
         .iter()
-        .map(|r| r.spec.options.grace_seconds)
-        .fold(0.0, f64::max);
-    let limit = Duration::from_secs_f64(grace) + Duration::from_secs(15);
+        .map(|r| r.spec.options.grace)
+        .max()
+        .unwrap_or_default();
+    let limit = grace + Duration::from_secs(15);
     let started = Instant::now();
     let mut left = ids.clone();
     while started.elapsed() < limit {
@@ -92,7 +94,7 @@ pub fn execute(global: &Global, args: StopArgs) -> Result<i32, CliError> {
                 for id in &ids {
                     let status = now
                         .record(id)
-                        .map(|r| r.status.to_string())
+                        .map(|r| r.status().to_string())
                         .unwrap_or_default();
                     crate::ui::info(&format!("run {id} {status}"));
                 }
@@ -127,16 +129,11 @@ fn stop_on_slurm(
         if local {
             continue;
         }
-        if rec.status == crate::record::Status::Queued {
+        if rec.status() == Status::Queued {
             crate::slurm::cancel(&job.job_id, None).map_err(|e| CliError::usage(e.to_string()))?;
             store.update_record(&rec.id, |r| {
-                if r.status == crate::record::Status::Queued {
-                    r.finish(
-                        crate::record::Status::Stopped,
-                        "user",
-                        crate::clock::now_ms(),
-                    );
-                }
+                let _ =
+                    lifecycle::end_unstarted(r, Status::Stopped, "user", crate::clock::now_ms());
             })?;
         } else {
             crate::slurm::cancel(&job.job_id, Some("TERM"))
@@ -147,20 +144,23 @@ fn stop_on_slurm(
 }
 
 fn ex_active(ex: &crate::store::Experiments, id: &str) -> bool {
-    ex.record(id).is_ok_and(|r| r.status.is_active())
+    ex.record(id).is_ok_and(|r| r.status().is_active())
 }
 
 /// The runs named: one run, every run of a batch, or (no id) every run.
-fn targets<'a>(records: &'a [RunRecord], id: Option<&str>) -> Result<Vec<&'a RunRecord>, CliError> {
+fn targets<'a>(
+    records: &'a [RunRecord],
+    id: Option<&RunId>,
+) -> Result<Vec<&'a RunRecord>, CliError> {
     let Some(id) = id else {
         return Ok(records.iter().collect());
     };
-    if let Some(rec) = records.iter().find(|r| r.id == id) {
+    if let Some(rec) = records.iter().find(|r| r.id == *id) {
         return Ok(vec![rec]);
     }
     let batch: Vec<&RunRecord> = records
         .iter()
-        .filter(|r| r.batch_id.as_deref() == Some(id))
+        .filter(|r| r.batch_id.as_ref() == Some(id))
         .collect();
     if batch.is_empty() {
         return Err(StoreError::NotFound(id.to_string()).into());

@@ -21,7 +21,8 @@ pub use layers::{
 };
 pub use model::{Config, GpuConfig, SlurmConfig, all_keys};
 pub use values::{
-    Executor, Framework, GpuProbeKind, MemoryLimit, MemoryLimitAction, Minutes, Seconds, SignalName,
+    Executor, Framework, GpuProbeKind, MemoryLimit, MemoryLimitAction, Minutes, ScriptArgs,
+    Seconds, SignalName,
 };
 
 /// The example config shipped at the repository root.

@@ -6,7 +6,8 @@ use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
 
 use super::values::{
-    Executor, Framework, GpuProbeKind, MemoryLimit, MemoryLimitAction, Minutes, Seconds, SignalName,
+    Executor, Framework, GpuProbeKind, MemoryLimit, MemoryLimitAction, Minutes, ScriptArgs,
+    Seconds, SignalName,
 };
 
 /// The whole config, after layering. `Config::default()` is the built-in defaults.
@@ -31,6 +32,8 @@ pub struct Config {
     pub interpreter: String,
     /// The flag appended with the checkpoint path when resuming; empty = env only.
     pub resume_arg: String,
+    /// `legacy`: scripts also get the original tool's arguments (`--run-id`, `--max-minutes`).
+    pub script_args: ScriptArgs,
     pub max_restarts: u32,
     /// GPUs per run; `None` = 1 where GPUs exist, 0 otherwise.
     pub gpus_per_run: Option<u32>,
@@ -86,6 +89,7 @@ impl Default for Config {
             poll_interval: Seconds::from_secs(5),
             interpreter: "python3".into(),
             resume_arg: "--resume-from".into(),
+            script_args: ScriptArgs::None,
             max_restarts: 0,
             gpus_per_run: None,
             executor: Executor::Local,
@@ -216,6 +220,11 @@ pub(crate) const KEYS: &[KeySpec] = &[
         key: "resumeArg",
         expected: "a command-line flag like \"--resume-from\" (\"\" = environment only)",
         env: EnvForm::Text,
+    },
+    KeySpec {
+        key: "scriptArgs",
+        expected: "one of \"none\", \"legacy\" (the original tool's --run-id and --max-minutes)",
+        env: EnvForm::Json,
     },
     KeySpec {
         key: "maxRestarts",

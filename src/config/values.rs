@@ -427,6 +427,15 @@ text_enum!(
 );
 
 text_enum!(
+    /// What the script gets on its command line besides its own arguments: nothing
+    /// (`none`), or the original tool's `--run-id ID --max-minutes N ...` (`legacy`).
+    ScriptArgs, "one of \"none\", \"legacy\"", {
+        None => "none",
+        Legacy => "legacy",
+    }
+);
+
+text_enum!(
     /// What happens when a run uses more GPU memory than its `gpuMemoryLimit`.
     MemoryLimitAction, "one of \"warn\", \"stop\"", {
         Warn => "warn",

@@ -6,9 +6,11 @@
 mod client;
 mod script;
 mod states;
+mod submit;
 mod sync;
 
 pub use client::{SlurmError, cancel, submit};
 pub use script::{JobScript, time_limit_minutes};
 pub use states::{Fate, SacctRow, fate, parse_sacct, parse_squeue};
+pub use submit::{SubmitError, adopt, submit_jobs};
 pub use sync::sync_records;

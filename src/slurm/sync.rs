@@ -5,6 +5,7 @@ use super::client;
 use super::states::{Fate, fate};
 use crate::clock::now_ms;
 use crate::proc_info::{self, Liveness};
+use crate::record::lifecycle;
 use crate::record::{RunRecord, Status};
 use crate::store::{Store, StoreError};
 
@@ -12,7 +13,7 @@ use crate::store::{Store, StoreError};
 /// state was last seen as not final (so `list` ends up showing COMPLETED, TIMEOUT, ...).
 fn watched(rec: &RunRecord, host: &str) -> bool {
     let Some(job) = &rec.slurm else { return false };
-    if !rec.status.is_active() {
+    if !rec.status().is_active() {
         return job
             .state
             .as_deref()
@@ -67,11 +68,11 @@ pub fn sync_records(store: &Store, all: &[&RunRecord]) -> Result<bool, StoreErro
             if let Some(slurm) = rec.slurm.as_mut() {
                 slurm.state = Some(state.clone());
             }
-            let started = rec.status != Status::Queued;
-            if rec.status.is_active()
+            let started = rec.status() != Status::Queued;
+            if rec.status().is_active()
                 && let Fate::End { status, reason } = fate(&state, started)
             {
-                rec.finish(status, &reason, now_ms());
+                lifecycle::or_log(lifecycle::slurm_ended(&mut rec, status, &reason, now_ms()));
             }
             ex.put(&rec);
         }

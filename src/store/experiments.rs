@@ -1,7 +1,7 @@
 //! The contents of experiments.json: run id → record, kept as raw JSON until needed.
 
 use super::StoreError;
-use crate::record::RunRecord;
+use crate::record::{RunRecord, Status};
 use indexmap::IndexMap;
 use serde_json::value::RawValue;
 
@@ -9,6 +9,9 @@ use serde_json::value::RawValue;
 pub struct Experiments {
     entries: IndexMap<String, Box<RawValue>>,
     dirty: bool,
+    /// A change freed a slot or a GPU, or took a run out of the queue: waiting processes
+    /// are woken once it is written.
+    freed: bool,
 }
 
 /// Why a file is not a valid store.
@@ -31,6 +34,7 @@ impl Experiments {
         Ok(Experiments {
             entries,
             dirty: false,
+            freed: false,
         })
     }
 
@@ -146,15 +150,26 @@ impl Experiments {
     /// Inserts or replaces a record (keyed by its id).
     pub fn put(&mut self, rec: &RunRecord) {
         let raw = serde_json::value::to_raw_value(rec).expect("a record always serialises");
-        self.entries.insert(rec.id.clone(), raw);
+        let before = self
+            .entries
+            .get(rec.id.as_str())
+            .and_then(|old| status_of(old));
+        self.freed |= frees(before, Some(rec.status()));
+        self.entries.insert(rec.id.to_string(), raw);
         self.dirty = true;
     }
 
     /// Removes a record (only for one that never ran, e.g. a refused Slurm submission).
     pub fn remove(&mut self, id: &str) -> bool {
-        let removed = self.entries.shift_remove(id).is_some();
-        self.dirty |= removed;
-        removed
+        let removed = self.entries.shift_remove(id);
+        self.freed |= frees(removed.as_deref().and_then(status_of), None);
+        self.dirty |= removed.is_some();
+        removed.is_some()
+    }
+
+    /// Whether a change frees a slot or a GPU, or takes a run out of the queue.
+    pub fn frees_something(&self) -> bool {
+        self.freed
     }
 
     pub fn is_dirty(&self) -> bool {
@@ -163,6 +178,27 @@ impl Experiments {
 
     pub(super) fn mark_dirty(&mut self) {
         self.dirty = true;
+    }
+}
+
+fn status_of(raw: &RawValue) -> Option<Status> {
+    #[derive(serde::Deserialize)]
+    struct Brief {
+        status: Status,
+    }
+    serde_json::from_str::<Brief>(raw.get())
+        .ok()
+        .map(|b| b.status)
+}
+
+/// A running run that stops running frees its slot and lease; a queued one that leaves the
+/// queue lets the runs behind it move up.
+fn frees(before: Option<Status>, after: Option<Status>) -> bool {
+    let holds = |s: Option<Status>| matches!(s, Some(Status::Running | Status::Paused));
+    match before {
+        Some(Status::Running | Status::Paused) => !holds(after),
+        Some(Status::Queued) => after.is_none_or(|s| !s.is_active()),
+        _ => false,
     }
 }
 

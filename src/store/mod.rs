@@ -131,6 +131,11 @@ impl Store {
             self.write_locked(&ex)?;
         }
         drop(lock); // closing the file releases the flock
+        if ex.frees_something()
+            && let Err(e) = crate::wake::touch(&self.home)
+        {
+            tracing::warn!("cannot wake waiting processes: {e}");
+        }
         Ok(result)
     }
 

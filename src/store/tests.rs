@@ -3,7 +3,12 @@ use crate::record::{RunRecord, RunSpec, Status};
 use std::os::unix::fs::PermissionsExt;
 
 fn record(id: &str) -> RunRecord {
-    RunRecord::new(id.into(), id.into(), RunSpec::default(), 1)
+    RunRecord::new(
+        crate::runid::RunId::parse(id).unwrap(),
+        id.into(),
+        RunSpec::default(),
+        1,
+    )
 }
 
 #[test]
@@ -21,7 +26,7 @@ fn creates_a_private_home_and_round_trips_records() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o600);
-    assert_eq!(store.get("a").unwrap().status, Status::Queued);
+    assert_eq!(store.get("a").unwrap().status(), Status::Queued);
     assert!(matches!(store.get("b"), Err(StoreError::NotFound(_))));
     assert!(!home.join(TEMP_FILE).exists());
 }

@@ -1,15 +1,24 @@
-//! The run record as it is kept in `experiments.json`.
+//! The run record as it is kept in the store.
 //!
 //! Field names are camelCase and keep the original tool's names (`id`, `name`, `scriptPath`,
 //! `status`, `startTime`, `endTime`, `lastStep`, `lastLoss`, `checkpoints`, `lastCheckpoint`)
 //! so existing readers keep working. Unknown fields written by other versions are kept in
 //! `extra` and written back untouched.
+//!
+//! A record's status (and its attempts' statuses) can only be changed by [`lifecycle`], whose
+//! named transitions check where the run is before they move it.
 
+pub mod lifecycle;
+mod spec;
+
+pub use spec::{RunOptions, RunSpec};
+
+use crate::runid::RunId;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
-/// Where a run is in its life (SPEC "Lifecycle").
+/// Where a run is in its life: `queued` → `running` ⇄ `paused` → an end.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
@@ -94,57 +103,6 @@ pub struct SlurmJob {
     pub max_run_seconds: Option<f64>,
 }
 
-/// Everything needed to run the script again (`resume` re-runs exactly this).
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
-#[serde(rename_all = "camelCase", default)]
-pub struct RunSpec {
-    /// What to execute: an absolute path to a script or executable, or a command found on PATH.
-    pub program: String,
-    /// Arguments given after the program (the script's own args).
-    pub args: Vec<String>,
-    /// Set for `.py` scripts: the interpreter that runs `program`.
-    pub interpreter: Option<String>,
-    pub cwd: String,
-    /// Variables given with `--env K=V`; the rest of the environment is inherited at start.
-    pub env: BTreeMap<String, String>,
-    pub options: RunOptions,
-}
-
-/// The resolved run options (config + flags) at the time the run was created.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase", default)]
-pub struct RunOptions {
-    pub max_run_seconds: f64,
-    pub grace_seconds: f64,
-    pub stop_signal: String,
-    pub checkpoint_every_seconds: Option<f64>,
-    pub checkpoint_signal: Option<String>,
-    pub framework: String,
-    pub resume_arg: String,
-    pub gpus: Option<u32>,
-    pub gpu_memory_limit: Option<String>,
-    pub max_restarts: u32,
-    pub max_parallel: u32,
-}
-
-impl Default for RunOptions {
-    fn default() -> Self {
-        RunOptions {
-            max_run_seconds: 600.0,
-            grace_seconds: 30.0,
-            stop_signal: "SIGINT".into(),
-            checkpoint_every_seconds: None,
-            checkpoint_signal: None,
-            framework: "auto".into(),
-            resume_arg: "--resume-from".into(),
-            gpus: None,
-            gpu_memory_limit: None,
-            max_restarts: 0,
-            max_parallel: 4,
-        }
-    }
-}
-
 /// One execution of the run's spec.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase", default)]
@@ -152,7 +110,7 @@ pub struct Attempt {
     pub number: u32,
     pub start_time: Option<u64>,
     pub end_time: Option<u64>,
-    pub status: Option<Status>,
+    status: Option<Status>,
     pub exit_code: Option<i32>,
     pub signal: Option<i32>,
     pub gpus: Vec<u32>,
@@ -181,12 +139,12 @@ pub struct AttemptEvent {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct RunRecord {
-    pub id: String,
+    pub id: RunId,
     #[serde(default)]
     pub name: String,
     #[serde(default)]
     pub script_path: String,
-    pub status: Status,
+    status: Status,
     #[serde(default)]
     pub start_time: Option<u64>,
     #[serde(default)]
@@ -204,6 +162,10 @@ pub struct RunRecord {
     /// Place in the admission queue (larger = arrived later); set each time it is queued.
     #[serde(default)]
     pub queue_seq: u64,
+    /// Queued but not asking for a start yet (a restart's backoff, a search run between
+    /// rungs): admission passes over it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub held: bool,
     /// Why it waits (while queued) or why it ended.
     #[serde(default)]
     pub reason: Option<String>,
@@ -212,7 +174,7 @@ pub struct RunRecord {
     #[serde(default)]
     pub params: Option<Map<String, Value>>,
     #[serde(default)]
-    pub batch_id: Option<String>,
+    pub batch_id: Option<RunId>,
     #[serde(default)]
     pub attempts: Vec<Attempt>,
     /// The latest value of every metric the script reported.
@@ -234,7 +196,8 @@ pub struct RunRecord {
 }
 
 impl RunRecord {
-    pub fn new(id: String, name: String, spec: RunSpec, now_ms: u64) -> RunRecord {
+    /// A new run, queued.
+    pub fn new(id: RunId, name: String, spec: RunSpec, now_ms: u64) -> RunRecord {
         RunRecord {
             id,
             name,
@@ -247,7 +210,8 @@ impl RunRecord {
             checkpoints: Vec::new(),
             last_checkpoint: None,
             created_time: now_ms,
-            queue_seq: crate::admission::next_seq(),
+            queue_seq: crate::clock::queue_seq(),
+            held: false,
             reason: None,
             spec,
             params: None,
@@ -263,6 +227,15 @@ impl RunRecord {
         }
     }
 
+    pub fn status(&self) -> Status {
+        self.status
+    }
+
+    /// The attempt under way or the last one.
+    pub fn current_attempt(&self) -> Option<&Attempt> {
+        self.attempts.last()
+    }
+
     pub fn current_attempt_mut(&mut self) -> Option<&mut Attempt> {
         self.attempts.last_mut()
     }
@@ -274,22 +247,16 @@ impl RunRecord {
         }
         self.last_checkpoint = Some(path.to_string());
     }
+}
 
-    /// Ends the current attempt and the run with `status`.
-    pub fn finish(&mut self, status: Status, reason: &str, now_ms: u64) {
-        self.status = status;
-        self.reason = Some(reason.to_string());
-        self.end_time = Some(now_ms);
-        self.supervisor = None;
-        self.stop_requested = false;
-        self.gpu_lease = None;
-        if let Some(attempt) = self.attempts.last_mut()
-            && attempt.end_time.is_none()
-        {
-            attempt.end_time = Some(now_ms);
-            attempt.status = Some(status);
-            attempt.reason = Some(reason.to_string());
-        }
+impl Attempt {
+    pub fn status(&self) -> Option<Status> {
+        self.status
+    }
+
+    /// Still under way (started, not ended).
+    pub fn is_open(&self) -> bool {
+        self.end_time.is_none()
     }
 }
 
@@ -314,7 +281,12 @@ mod tests {
 
     #[test]
     fn nan_loss_is_written_as_null_and_read_back_as_none() {
-        let mut rec = RunRecord::new("a".into(), "a".into(), RunSpec::default(), 1);
+        let mut rec = RunRecord::new(
+            RunId::parse("a").unwrap(),
+            "a".into(),
+            RunSpec::default(),
+            1,
+        );
         rec.last_loss = Some(f64::NAN);
         let text = serde_json::to_string(&rec).unwrap();
         assert!(text.contains("\"lastLoss\":null"));
@@ -324,7 +296,12 @@ mod tests {
 
     #[test]
     fn checkpoints_are_kept_once_and_the_latest_is_last() {
-        let mut rec = RunRecord::new("a".into(), "a".into(), RunSpec::default(), 1);
+        let mut rec = RunRecord::new(
+            RunId::parse("a").unwrap(),
+            "a".into(),
+            RunSpec::default(),
+            1,
+        );
         rec.add_checkpoint("c1");
         rec.add_checkpoint("c2");
         rec.add_checkpoint("c1");
