@@ -1,5 +1,5 @@
 //! How an attempt ended, from the child's exit and what backprop did to it: the status,
-//! the reason kept on the record, and backprop's own exit code (SPEC "Exit codes").
+//! the reason kept on the record, and backprop's own exit code (README, "Exit codes").
 
 use crate::record::Status;
 

@@ -1,5 +1,5 @@
-//! Parsing of one line of a training script's stdout (SPEC.md, "The script's side: environment
-//! and stdout protocol").
+//! Parsing of one line of a training script's stdout (the protocol in the README, "For script
+//! authors").
 //!
 //! A line is a protocol line only when it is valid UTF-8, at most [`MAX_LINE_BYTES`] long, and
 //! (after trimming ASCII whitespace) one JSON object. Everything else is [`Parsed::Output`] and

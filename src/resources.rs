@@ -43,7 +43,7 @@ impl Default for GpuState {
     }
 }
 
-/// The limits a start must respect (SPEC "Governor and GPUs").
+/// The limits a start must respect (`minFreeRamGB`, `maxCpuLoad`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Thresholds {
     pub min_free_ram_gb: f64,
@@ -113,6 +113,32 @@ impl Sampler {
     }
 
     pub fn sample(&mut self) -> Snapshot {
+        let mut snapshot = self.sample_machine();
+        let (reading, error) = crate::gpu::read_with_error(&mut self.gpu_probe);
+        snapshot.gpu = GpuState {
+            probe: self.gpu_kind,
+            gpus: reading.gpus,
+            processes: reading.processes,
+            error: error.or_else(|| self.gpu_open_error.clone()),
+            note: self.gpu_note.clone(),
+        };
+        snapshot
+    }
+
+    /// CPU and RAM now, the GPUs not read yet (a reading may take up to the probe's timeout):
+    /// enough for CPU runs, while GPU runs wait for the first full sample.
+    pub fn sample_machine_only(&mut self) -> Snapshot {
+        let mut snapshot = self.sample_machine();
+        snapshot.gpu = GpuState {
+            probe: self.gpu_kind,
+            error: (self.gpu_kind != crate::gpu::ProbeKind::None).then(|| NOT_READ_YET.to_string()),
+            note: self.gpu_note.clone(),
+            ..GpuState::default()
+        };
+        snapshot
+    }
+
+    fn sample_machine(&mut self) -> Snapshot {
         const GB: f64 = 1024.0 * 1024.0 * 1024.0;
         let cpus = std::thread::available_parallelism()
             .map(|n| n.get())
@@ -121,14 +147,6 @@ impl Sampler {
             taken_ms: crate::clock::now_ms(),
             cpus,
             ..Default::default()
-        };
-        let (reading, error) = crate::gpu::read_with_error(&mut self.gpu_probe);
-        snapshot.gpu = GpuState {
-            probe: self.gpu_kind,
-            gpus: reading.gpus,
-            processes: reading.processes,
-            error: error.or_else(|| self.gpu_open_error.clone()),
-            note: self.gpu_note.clone(),
         };
         match &mut self.system {
             Ok(system) => {
@@ -145,6 +163,9 @@ impl Sampler {
         snapshot
     }
 }
+
+/// The GPU error of a snapshot taken before the first GPU reading.
+pub const NOT_READ_YET: &str = "no GPU reading yet";
 
 #[cfg(test)]
 mod tests {

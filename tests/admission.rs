@@ -78,7 +78,15 @@ fn twelve_processes_with_max_parallel_two_never_run_more_than_two_and_start_in_a
         .collect();
     let mut sorted = starts.clone();
     sorted.sort();
-    assert_eq!(starts, sorted, "start order differs from arrival order");
+    assert_eq!(
+        starts,
+        sorted,
+        "start order differs from arrival order: {:?}",
+        records
+            .iter()
+            .map(|r| (r["id"].clone(), r["queueSeq"].clone(), r["startTime"].clone(), r["attempts"][0]["endTime"].clone()))
+            .collect::<Vec<_>>()
+    );
 }
 
 #[test]

@@ -54,6 +54,13 @@ impl Actor for Governor {
             .name("governor-sampler".into())
             .spawn(move || {
                 let mut sampler = resources::Sampler::new(probe.as_str(), timeout);
+                // CPU runs start from this one; GPU runs wait for the first full sample.
+                if addr
+                    .try_send(Sample(sampler.sample_machine_only()))
+                    .is_err()
+                {
+                    return;
+                }
                 loop {
                     if addr.try_send(Sample(sampler.sample())).is_err() {
                         return;

@@ -47,6 +47,8 @@ struct Round {
     next: usize,
     /// Requests that waited for GPUs in this pass: the same request further back would too.
     blocked: Vec<Request>,
+    /// A run waits for the first GPU reading, which comes within moments: ask again soon.
+    soon: bool,
 }
 
 pub struct Supervisor {
@@ -173,7 +175,7 @@ impl Supervisor {
                 self.queue.remove(index);
                 self.start(job, placement, ctx);
             }
-            Answer::Waiting(_, why) if job.no_wait => {
+            Answer::Waiting(on, why) if job.no_wait && on != WaitOn::Reading => {
                 self.queue.remove(index);
                 crate::ui::error(&format!("{} refused: {why}", job.run_id));
                 self.end_unstarted(&job.run_id, Status::Rejected, &why, EXIT_REFUSED);
@@ -189,6 +191,10 @@ impl Supervisor {
                     }
                     // Everything behind it waits for the same machine or slot.
                     WaitOn::Machine | WaitOn::Probe | WaitOn::Slot => round.next = end,
+                    WaitOn::Reading => {
+                        round.next = end;
+                        round.soon = true;
+                    }
                 }
             }
             Answer::Impossible(why) => {
@@ -214,7 +220,7 @@ impl Supervisor {
     }
 
     fn end_round(&mut self, ctx: &mut Context<Self>) {
-        self.round = None;
+        let soon = self.round.take().is_some_and(|r| r.soon);
         if std::mem::take(&mut self.again) {
             self.advance(ctx);
             return;
@@ -223,7 +229,11 @@ impl Supervisor {
             self.watch_for_wakes(ctx);
             // The fallback when nothing touches the wake file (GPU memory freed by another
             // program, a cooler GPU, a lower load).
-            let poll = self.settings.poll_interval;
+            let poll = if soon {
+                Duration::from_millis(100)
+            } else {
+                self.settings.poll_interval
+            };
             self.retry = Some(ctx.run_later(poll, |act, ctx| {
                 act.retry = None;
                 act.advance(ctx);

@@ -1,4 +1,4 @@
-//! GPU probes (SPEC "Governor and GPUs"): what GPUs there are, how full and hot they
+//! GPU probes: what GPUs there are, how full and hot they
 //! are, and which processes use them, read through NVML or `nvidia-smi`.
 //!
 //! A probe never crashes the caller: a missing library or program, a hang (bounded by
@@ -7,7 +7,7 @@
 //! check could not be made instead of skipping it silently.
 //!
 //! Tests drive the nvidia-smi probe with the fake `tests/fake_gpu/nvidia-smi`
-//! (DESIGN "Testing without a GPU").
+//! (no machine here has an NVIDIA GPU).
 
 pub mod csv;
 pub mod nvidia_smi;

@@ -138,6 +138,8 @@ pub enum WaitOn {
     Machine,
     /// A GPU reading that works.
     Probe,
+    /// The first GPU reading of this process (a moment; not a refusal under `--no-wait`).
+    Reading,
     /// `maxParallel`.
     Slot,
     /// GPUs with room (or cool enough).
@@ -157,7 +159,7 @@ pub fn decide(me: &RunId, world: &World, settings: &Settings) -> Decision {
     }
     let count = match gpu_count(&mine.request, world.snapshot) {
         Ok(count) => count,
-        Err(why) => return Decision::Wait(WaitOn::Probe, why),
+        Err(why) => return Decision::Wait(probe_wait_on(world.snapshot), why),
     };
     if count > 0
         && let Some(decision) = without_placement(count, world.snapshot, settings)
@@ -183,10 +185,28 @@ fn gpu_count(request: &Request, snapshot: &Snapshot) -> Result<u32, String> {
         Some(n) => Ok(n),
         None => match &snapshot.gpu.error {
             Some(error) => Err(format!(
-                "GPU probe failed ({error}); pass --gpus 0 to run on the CPU"
+                "{}; pass --gpus 0 to run on the CPU",
+                probe_wait(error)
             )),
             None => Ok(u32::from(!snapshot.gpu.gpus.is_empty())),
         },
+    }
+}
+
+fn probe_wait_on(snapshot: &Snapshot) -> WaitOn {
+    if snapshot.gpu.error.as_deref() == Some(crate::resources::NOT_READ_YET) {
+        WaitOn::Reading
+    } else {
+        WaitOn::Probe
+    }
+}
+
+/// Why GPU runs wait for the probe.
+fn probe_wait(error: &str) -> String {
+    if error == crate::resources::NOT_READ_YET {
+        "waiting for the first GPU reading".to_string()
+    } else {
+        format!("GPU probe failed: {error}")
     }
 }
 
@@ -194,10 +214,7 @@ fn gpu_count(request: &Request, snapshot: &Snapshot) -> Result<u32, String> {
 /// probe (pass on what was handed to us, else refuse).
 fn without_placement(count: u32, snapshot: &Snapshot, settings: &Settings) -> Option<Decision> {
     if let Some(error) = &snapshot.gpu.error {
-        return Some(Decision::Wait(
-            WaitOn::Probe,
-            format!("GPU probe failed: {error}"),
-        ));
+        return Some(Decision::Wait(probe_wait_on(snapshot), probe_wait(error)));
     }
     if snapshot.gpu.probe != ProbeKind::None {
         return None;

@@ -8,6 +8,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
+pub mod fake_gpu;
+
 pub struct Env {
     pub home: TempDir,
     pub work: TempDir,
