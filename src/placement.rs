@@ -188,6 +188,7 @@ mod tests {
             temperature_c: Some(temp),
             utilization_pct: Some(0.0),
             unreadable: vec![],
+            ..Default::default()
         }
     }
 

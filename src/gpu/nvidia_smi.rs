@@ -1,11 +1,26 @@
-//! The nvidia-smi probe: two bounded `nvidia-smi --query-... --format=csv,noheader,nounits`
-//! calls per reading.
+//! The nvidia-smi probe: bounded `nvidia-smi` calls per reading.
+//!
+//! Every reading makes two: `--query-gpu` (with `compute_mode` and `mig.mode.current`,
+//! stepping down to fewer fields on drivers that refuse them) and
+//! `--query-compute-apps`. Two more only when needed: `-q -d MEMORY,TEMPERATURE` the
+//! first time a GPU is seen (its slowdown temperature, kept) and on every reading while
+//! a GPU is in MIG mode (its instances' memory), and `-L` while a GPU is in MIG mode
+//! (its instances and their uuids). A GPU in MIG mode is replaced by its instances.
+//!
+//! Under MIG, nvidia-smi lists compute processes under the parent GPU's uuid; a MIG
+//! instance names its parent in [`GpuInfo::parent_uuid`].
 
 use super::csv::{
-    APPS_QUERY_FIELDS, GPU_QUERY_FIELDS, NO_DEVICES, parse_apps_csv, parse_gpu_csv, quote_max,
+    APPS_QUERY_FIELDS, GpuQuery, NO_DEVICES, has_unopenable_gpu, parse_apps_csv, parse_gpu_csv_as,
+    quote_max,
 };
-use super::types::{GpuInfo, GpuProbe, GpuProcess, GpuReading, ProbeError, ProbeKind};
+use super::smi_text::{GpuDetails, ListedGpu, parse_details, parse_list};
+use super::types::{
+    FailureKind, GpuFailure, GpuInfo, GpuProbe, GpuProcess, GpuReading, ProbeError, ProbeKind,
+    field, mig_device_index,
+};
 use crate::helper_command::{RunError, run_bounded};
+use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
@@ -17,6 +32,10 @@ pub const DEFAULT_PROGRAM: &str = "nvidia-smi";
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
 const CSV_FORMAT: &str = "--format=csv,noheader,nounits";
+/// What nvidia-smi says of a `--query-gpu` field it does not know.
+const INVALID_FIELD: &str = "is not a valid field to query";
+/// The most calls one reading makes (three field lists, details, list, apps).
+const MAX_CALLS_PER_READ: u32 = 6;
 
 /// Reads GPUs by running nvidia-smi. Cheap to construct; nothing is checked until a read.
 #[derive(Clone, Debug)]
@@ -25,6 +44,10 @@ pub struct NvidiaSmiProbe {
     search_path: Option<OsString>,
     env: Vec<(OsString, OsString)>,
     timeout: Duration,
+    /// The `--query-gpu` field list this driver accepts (learnt on the first read).
+    query: GpuQuery,
+    /// Slowdown temperature by GPU uuid, read once per GPU.
+    slowdown: HashMap<String, Option<f64>>,
 }
 
 impl NvidiaSmiProbe {
@@ -35,9 +58,10 @@ impl NvidiaSmiProbe {
             search_path: None,
             env: Vec::new(),
             timeout,
+            query: GpuQuery::Full,
+            slowdown: HashMap::new(),
         }
     }
-
     /// The program to run: a bare name is looked up on the search path at each call,
     /// anything with a `/` is used as is.
     pub fn with_program(mut self, program: impl Into<PathBuf>) -> Self {
@@ -87,33 +111,80 @@ impl NvidiaSmiProbe {
         which::which_in(&self.program, Some(path), cwd).map_err(|_| not_found())
     }
 
-    /// `--query-gpu` (one call).
-    pub fn query_gpus(&self) -> Result<Vec<GpuInfo>, ProbeError> {
-        let query = format!("--query-gpu={GPU_QUERY_FIELDS}");
-        match self.call(&query)? {
-            Answer::Text(text) => parse_gpu_csv(&text),
-            Answer::NoDevices => Ok(Vec::new()),
+    /// `--query-gpu` (one call; more the first time if the driver refuses fields).
+    pub fn query_gpus(&mut self) -> Result<Vec<GpuInfo>, ProbeError> {
+        loop {
+            let query = format!("--query-gpu={}", self.query.fields());
+            let out = self.call(&[&query, CSV_FORMAT])?;
+            if out.no_devices() {
+                return Ok(Vec::new());
+            }
+            if out.status.success() {
+                return parse_gpu_csv_as(&out.stdout, self.query);
+            }
+            if out.says(INVALID_FIELD)
+                && let Some(simpler) = self.query.simpler()
+            {
+                tracing::debug!(
+                    fields = self.query.fields(),
+                    "nvidia-smi refused a field; asking for fewer"
+                );
+                self.query = simpler;
+                continue;
+            }
+            // A GPU it cannot open makes it fail, but the others are listed.
+            if has_unopenable_gpu(&out.stdout)
+                && let Ok(gpus) = parse_gpu_csv_as(&out.stdout, self.query)
+            {
+                return Ok(gpus);
+            }
+            return Err(self.failed(&out));
         }
     }
 
     /// `--query-compute-apps` (one call).
     pub fn query_apps(&self) -> Result<Vec<GpuProcess>, ProbeError> {
         let query = format!("--query-compute-apps={APPS_QUERY_FIELDS}");
-        match self.call(&query)? {
-            Answer::Text(text) => parse_apps_csv(&text),
-            Answer::NoDevices => Ok(Vec::new()),
+        let out = self.call(&[&query, CSV_FORMAT])?;
+        if out.no_devices() {
+            return Ok(Vec::new());
         }
+        if !out.status.success() {
+            return Err(self.failed(&out));
+        }
+        parse_apps_csv(&out.stdout)
+    }
+
+    /// `-L` (one call): GPUs and their MIG instances.
+    pub fn query_list(&self) -> Result<Vec<ListedGpu>, ProbeError> {
+        let out = self.call(&["-L"])?;
+        if out.no_devices() {
+            return Ok(Vec::new());
+        }
+        if !out.status.success() {
+            return Err(self.failed(&out));
+        }
+        Ok(parse_list(&out.stdout))
+    }
+
+    /// `-q -d MEMORY,TEMPERATURE` (one call): slowdown temperatures, MIG memory.
+    pub fn query_details(&self) -> Result<Vec<GpuDetails>, ProbeError> {
+        let out = self.call(&["-q", "-d", "MEMORY,TEMPERATURE"])?;
+        if !out.status.success() {
+            return Err(self.failed(&out));
+        }
+        Ok(parse_details(&out.stdout))
     }
 
     fn program_name(&self) -> String {
         self.program.display().to_string()
     }
 
-    fn call(&self, query: &str) -> Result<Answer, ProbeError> {
+    fn call(&self, args: &[&str]) -> Result<Output, ProbeError> {
         let program = self.locate()?;
         let name = self.program_name();
         let mut cmd = Command::new(&program);
-        cmd.arg(query).arg(CSV_FORMAT);
+        cmd.args(args);
         cmd.envs(self.env.iter().map(|(k, v)| (k.as_os_str(), v.as_os_str())));
         let out = run_bounded(&mut cmd, self.timeout).map_err(|e| match e {
             RunError::TimedOut => ProbeError::Timeout {
@@ -132,39 +203,185 @@ impl NvidiaSmiProbe {
                 reason: e.to_string(),
             },
         })?;
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        if !out.stderr.is_empty() {
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        if !stderr.is_empty() {
             tracing::debug!(
-                query,
-                stderr = %String::from_utf8_lossy(&out.stderr).trim_end(),
+                ?args,
+                stderr = %stderr.trim_end(),
                 "nvidia-smi wrote to stderr"
             );
         }
-        if stdout.trim() == NO_DEVICES {
-            // Real nvidia-smi exits 6 with this when the driver sees no GPU.
-            return Ok(Answer::NoDevices);
+        Ok(Output {
+            status: out.status,
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr,
+        })
+    }
+
+    /// The error for a call that exited non-zero.
+    fn failed(&self, out: &Output) -> ProbeError {
+        // nvidia-smi prints its own failures ("NVIDIA-SMI has failed ...", "Failed to
+        // initialize NVML: ...") on stdout; stderr is for what runs it (env, loader).
+        let message = first_line(&out.stdout)
+            .or_else(|| first_line(&out.stderr))
+            .map(|l| quote_max(l, 200))
+            .unwrap_or_else(|| "it printed nothing".to_string());
+        ProbeError::Failed {
+            program: self.program_name(),
+            status: describe(out.status),
+            message,
         }
-        if !out.status.success() {
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            // nvidia-smi prints its own failures ("NVIDIA-SMI has failed ...", "Failed to
-            // initialize NVML: ...") on stdout; stderr is for what runs it (env, loader).
-            let message = first_line(&stdout)
-                .or_else(|| first_line(&stderr))
-                .map(|l| quote_max(l, 200))
-                .unwrap_or_else(|| "it printed nothing".to_string());
-            return Err(ProbeError::Failed {
-                program: name,
-                status: describe(out.status),
-                message,
-            });
+    }
+
+    /// Slowdown temperatures and MIG instances, where they are wanted (see the module
+    /// documentation). Never fails the reading: what cannot be read is left out.
+    fn complete(&mut self, gpus: Vec<GpuInfo>) -> Vec<GpuInfo> {
+        let any_mig = gpus.iter().any(|g| g.mig_mode == Some(true));
+        let new_gpu = gpus
+            .iter()
+            .any(|g| !g.uuid.is_empty() && !self.slowdown.contains_key(&g.uuid));
+        let details = if any_mig || new_gpu {
+            match self.query_details() {
+                Ok(d) if d.len() == gpus.len() => Some(d),
+                Ok(d) => {
+                    tracing::debug!(
+                        listed = d.len(),
+                        gpus = gpus.len(),
+                        "nvidia-smi -q lists another number of GPUs; its details are not used"
+                    );
+                    None
+                }
+                Err(e) => {
+                    tracing::debug!(%e, "nvidia-smi -q failed; no slowdown temperature or MIG memory");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        for (i, g) in gpus.iter().enumerate() {
+            if !g.uuid.is_empty() && !self.slowdown.contains_key(&g.uuid) {
+                let t = details.as_ref().and_then(|d| d[i].slowdown_temp_c);
+                self.slowdown.insert(g.uuid.clone(), t);
+            }
         }
-        Ok(Answer::Text(stdout.into_owned()))
+        let list = if any_mig {
+            Some(self.query_list())
+        } else {
+            None
+        };
+        let mut out = Vec::with_capacity(gpus.len());
+        for (i, mut g) in gpus.into_iter().enumerate() {
+            g.slowdown_temp_c = self.slowdown.get(&g.uuid).copied().flatten();
+            if g.mig_mode != Some(true) || g.failure.is_some() {
+                out.push(g);
+                continue;
+            }
+            let detail = details.as_ref().map(|d| &d[i]);
+            match list.as_ref().expect("listed when a GPU is in MIG mode") {
+                Err(e) => {
+                    g.failure = Some(GpuFailure::new(
+                        FailureKind::MigNotEnumerable,
+                        format!(
+                            "GPU {} is in MIG mode but its MIG instances cannot be listed \
+                             (nvidia-smi -L: {e})",
+                            g.index
+                        ),
+                    ));
+                    out.push(g);
+                }
+                Ok(listed) => {
+                    let migs = listed
+                        .iter()
+                        .find(|l| l.index == g.index && (g.uuid.is_empty() || l.uuid == g.uuid))
+                        .map(|l| l.migs.as_slice())
+                        .unwrap_or_default();
+                    if migs.is_empty() {
+                        g.failure = Some(GpuFailure::new(
+                            FailureKind::MigNotEnumerable,
+                            format!(
+                                "GPU {} is in MIG mode but nvidia-smi -L lists no MIG instances \
+                                 on it; create some (nvidia-smi mig -cgi <profiles> -C) or turn \
+                                 MIG off",
+                                g.index
+                            ),
+                        ));
+                        out.push(g);
+                        continue;
+                    }
+                    for mig in migs {
+                        out.push(mig_instance(&g, mig, detail));
+                    }
+                }
+            }
+        }
+        out
     }
 }
 
-enum Answer {
-    Text(String),
-    NoDevices,
+/// A MIG instance of `parent` as `-L` lists it, with its memory from `-q` if there.
+fn mig_instance(
+    parent: &GpuInfo,
+    mig: &super::smi_text::ListedMig,
+    detail: Option<&GpuDetails>,
+) -> GpuInfo {
+    let memory = detail.and_then(|d| d.migs.iter().find(|m| m.mig_index == Some(mig.mig_index)));
+    let mut unreadable: Vec<String> = parent
+        .unreadable
+        .iter()
+        .filter(|f| *f == field::TEMPERATURE || *f == field::UTILIZATION)
+        .cloned()
+        .collect();
+    let (total, used, free) = match memory {
+        Some(m) => (m.total_mb, m.used_mb, m.free_mb),
+        None => (None, None, None),
+    };
+    for (value, name) in [
+        (total, field::MEMORY_TOTAL),
+        (used, field::MEMORY_USED),
+        (free, field::MEMORY_FREE),
+    ] {
+        if value.is_none() {
+            unreadable.push(name.to_string());
+        }
+    }
+    GpuInfo {
+        index: mig_device_index(parent.index, mig.mig_index),
+        uuid: mig.uuid.clone(),
+        name: format!("{} MIG {}", parent.name, mig.profile),
+        memory_total_mb: total,
+        memory_used_mb: used,
+        memory_free_mb: free,
+        temperature_c: parent.temperature_c,
+        utilization_pct: parent.utilization_pct,
+        unreadable,
+        device_id: mig.uuid.clone(),
+        parent_index: Some(parent.index),
+        parent_uuid: Some(parent.uuid.clone()).filter(|u| !u.is_empty()),
+        mig_index: Some(mig.mig_index),
+        mig_mode: Some(true),
+        compute_mode: parent.compute_mode,
+        failure: None,
+        slowdown_temp_c: parent.slowdown_temp_c,
+    }
+}
+
+/// One finished call.
+struct Output {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+impl Output {
+    /// Real nvidia-smi exits 6 with this when the driver sees no GPU.
+    fn no_devices(&self) -> bool {
+        self.stdout.trim() == NO_DEVICES
+    }
+
+    fn says(&self, text: &str) -> bool {
+        self.stdout.contains(text) || self.stderr.contains(text)
+    }
 }
 
 impl GpuProbe for NvidiaSmiProbe {
@@ -174,8 +391,17 @@ impl GpuProbe for NvidiaSmiProbe {
 
     fn read(&mut self) -> Result<GpuReading, ProbeError> {
         let gpus = self.query_gpus()?;
+        let gpus = self.complete(gpus);
         let processes = self.query_apps()?;
-        Ok(GpuReading { gpus, processes })
+        Ok(GpuReading {
+            gpus,
+            processes,
+            notes: Vec::new(),
+        })
+    }
+
+    fn read_bound(&self) -> Option<Duration> {
+        Some(self.timeout * MAX_CALLS_PER_READ + Duration::from_secs(1))
     }
 }
 
@@ -311,7 +537,8 @@ pub(crate) mod tests {
                 },
             ]
         );
-        assert_eq!(fake.calls(), 2);
+        // The GPUs, their slowdown temperatures (first sight only), the apps.
+        assert_eq!(fake.calls(), 3);
 
         // The state is read on every call.
         let mut s = two_gpus();
@@ -321,7 +548,7 @@ pub(crate) mod tests {
         let r = probe.read().unwrap();
         assert_eq!(r.gpus[0].temperature_c, Some(91.0));
         assert!(r.processes.is_empty());
-        assert_eq!(fake.calls(), 4);
+        assert_eq!(fake.calls(), 5);
     }
 
     #[test]
@@ -521,7 +748,7 @@ pub(crate) mod tests {
         // Guards the fake itself: it answers only the queries above.
         let fake = FakeState::new(two_gpus());
         let out = Command::new(fake_path())
-            .arg("-q")
+            .args(["-q", "-d", "POWER"])
             .env("FAKE_NVIDIA_SMI_STATE", fake.state_file())
             .output()
             .unwrap();
