@@ -431,7 +431,7 @@ pub fn nvidia_smi_available(program: &OsStr, search_path: Option<&OsStr>) -> boo
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::gpu::types::field;
+    use crate::gpu::types::{ComputeMode, field};
     use std::fs;
     use std::path::PathBuf;
     use std::time::Instant;
@@ -762,5 +762,192 @@ pub(crate) mod tests {
             String::from_utf8_lossy(&out.stdout),
             "GPU 0: NVIDIA A100-SXM4-40GB (UUID: GPU-aaaa)\nGPU 1: NVIDIA GeForce RTX 4090 (UUID: GPU-bbbb)\n"
         );
+    }
+
+    fn mig_state() -> serde_json::Value {
+        serde_json::json!({
+            "gpus": [
+                {"name": "NVIDIA A100-SXM4-40GB", "uuid": "GPU-a100", "totalMb": 40960,
+                 "usedMb": 5000, "tempC": 55, "utilPct": "[N/A]", "migMode": "Enabled",
+                 "slowdownTempC": 89, "computeMode": "Default",
+                 "mig": [
+                    {"uuid": "MIG-1111", "profile": "3g.20gb", "totalMb": 19968, "usedMb": 4000},
+                    {"uuid": "MIG-2222", "profile": "2g.10gb", "totalMb": 9856, "usedMb": 0}
+                 ]},
+                {"name": "NVIDIA GeForce RTX 4090", "uuid": "GPU-4090", "totalMb": 24564,
+                 "usedMb": 0, "migMode": "[N/A]", "computeMode": "Exclusive_Process",
+                 "slowdownTempC": 92}
+            ],
+            "apps": [{"pid": 77, "gpuUuid": "GPU-a100", "usedMb": "[N/A]"}]
+        })
+    }
+
+    #[test]
+    fn mig_instances_come_from_the_listing_with_their_memory() {
+        let fake = FakeState::new(mig_state());
+        let mut probe = fake.probe(OK_TIMEOUT);
+        let r = probe.read().unwrap();
+        let ids: Vec<_> = r
+            .gpus
+            .iter()
+            .map(|g| (g.index, g.device_id.as_str()))
+            .collect();
+        assert_eq!(ids, [(1000, "MIG-1111"), (1001, "MIG-2222"), (1, "1")]);
+        let a = &r.gpus[0];
+        assert_eq!(a.uuid, "MIG-1111");
+        assert_eq!(a.name, "NVIDIA A100-SXM4-40GB MIG 3g.20gb");
+        assert_eq!(a.parent_index, Some(0));
+        assert_eq!(a.parent_uuid.as_deref(), Some("GPU-a100"));
+        assert_eq!(a.mig_index, Some(0));
+        assert_eq!(a.mig_mode, Some(true));
+        assert_eq!(a.memory_total_mb, Some(19968));
+        assert_eq!(a.memory_used_mb, Some(4000));
+        assert_eq!(a.memory_free_mb, Some(15968));
+        assert_eq!(a.temperature_c, Some(55.0));
+        assert_eq!(a.slowdown_temp_c, Some(89.0));
+        assert_eq!(a.utilization_pct, None);
+        assert_eq!(a.unreadable, vec![field::UTILIZATION]);
+        assert_eq!(a.failure, None);
+        assert_eq!(r.gpus[1].memory_free_mb, Some(9856));
+        let plain = &r.gpus[2];
+        assert_eq!(plain.compute_mode, ComputeMode::ExclusiveProcess);
+        assert_eq!(plain.mig_mode, None);
+        assert_eq!(plain.slowdown_temp_c, Some(92.0));
+        // Under MIG nvidia-smi lists processes under the parent's uuid.
+        assert_eq!(r.processes[0].gpu_uuid, "GPU-a100");
+        // gpus, details, list, apps.
+        assert_eq!(fake.calls(), 4);
+        // While MIG is on, details and the listing are read every time.
+        probe.read().unwrap();
+        assert_eq!(fake.calls(), 8);
+
+        // The old uuid spelling.
+        let mut state = mig_state();
+        state["listFormat"] = "old".into();
+        state["gpus"][0]["mig"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("uuid");
+        fake.set(state);
+        let r = probe.read().unwrap();
+        assert_eq!(r.gpus[0].device_id, "MIG-GPU-a100/1/0");
+        assert_eq!(r.gpus[1].device_id, "MIG-2222");
+    }
+
+    #[test]
+    fn a_mig_gpu_whose_instances_cannot_be_listed_is_failed() {
+        let mut state = mig_state();
+        state["queryModes"] = serde_json::json!({"list": "fail"});
+        let fake = FakeState::new(state);
+        let r = fake.probe(OK_TIMEOUT).read().unwrap();
+        assert_eq!(r.gpus.len(), 2);
+        let g = &r.gpus[0];
+        assert_eq!((g.index, g.device_id.as_str()), (0, "0"));
+        let f = g.failure.as_ref().unwrap();
+        assert_eq!(f.kind, FailureKind::MigNotEnumerable);
+        assert!(f.message.contains("cannot be listed"), "{}", f.message);
+        assert!(r.gpus[1].failure.is_none());
+
+        // MIG on, no instance created.
+        let mut state = mig_state();
+        state["gpus"][0]["mig"] = serde_json::json!([]);
+        fake.set(state);
+        let r = fake.probe(OK_TIMEOUT).read().unwrap();
+        let f = r.gpus[0].failure.as_ref().unwrap();
+        assert_eq!(f.kind, FailureKind::MigNotEnumerable);
+        assert!(
+            f.message.contains("lists no MIG instances"),
+            "{}",
+            f.message
+        );
+
+        // No details: the instances are listed, their memory unreadable.
+        let mut state = mig_state();
+        state["queryModes"] = serde_json::json!({"details": "fail"});
+        fake.set(state);
+        let r = fake.probe(OK_TIMEOUT).read().unwrap();
+        assert_eq!(r.gpus[0].device_id, "MIG-1111");
+        assert_eq!(r.gpus[0].memory_free_mb, None);
+        assert!(
+            r.gpus[0]
+                .unreadable
+                .contains(&field::MEMORY_FREE.to_string())
+        );
+        assert_eq!(r.gpus[0].slowdown_temp_c, None);
+    }
+
+    #[test]
+    fn fields_an_old_driver_refuses_are_dropped_once() {
+        let mut state = two_gpus();
+        state["invalidFields"] = serde_json::json!(["mig.mode.current"]);
+        state["gpus"][0]["computeMode"] = "Prohibited".into();
+        let fake = FakeState::new(state.clone());
+        let mut probe = fake.probe(OK_TIMEOUT);
+        let r = probe.read().unwrap();
+        assert_eq!(r.gpus.len(), 2);
+        assert_eq!(r.gpus[0].compute_mode, ComputeMode::Prohibited);
+        assert_eq!(r.gpus[0].mig_mode, None);
+        // Refused query, simpler query, details, apps; then two calls a read.
+        assert_eq!(fake.calls(), 4);
+        probe.read().unwrap();
+        assert_eq!(fake.calls(), 6);
+
+        state["invalidFields"] = serde_json::json!(["mig.mode.current", "compute_mode"]);
+        fake.set(state);
+        let r = fake.probe(OK_TIMEOUT).read().unwrap();
+        assert_eq!(r.gpus[0].compute_mode, ComputeMode::Unknown);
+        assert_eq!(r.gpus[0].memory_free_mb, Some(39960));
+    }
+
+    #[test]
+    fn a_gpu_nvidia_smi_cannot_open_does_not_hide_the_others() {
+        let mut state = two_gpus();
+        state["gpus"][0]["handleError"] =
+            "GPU is lost. Reboot the system to recover this GPU".into();
+        let fake = FakeState::new(state);
+        let r = fake.probe(OK_TIMEOUT).read().unwrap();
+        assert_eq!(r.gpus.len(), 2);
+        let lost = &r.gpus[0];
+        assert_eq!(lost.index, 0);
+        assert_eq!(lost.failure.as_ref().unwrap().kind, FailureKind::Lost);
+        assert!(
+            lost.failure
+                .as_ref()
+                .unwrap()
+                .message
+                .contains("PCI 00000000:01:00.0"),
+            "{:?}",
+            lost.failure
+        );
+        assert_eq!(r.gpus[1].uuid, "GPU-bbbb");
+        assert!(r.gpus[1].failure.is_none());
+    }
+
+    #[test]
+    fn slowdown_temperatures_are_read_once_per_gpu() {
+        let mut state = two_gpus();
+        state["gpus"][1]["slowdownTempC"] = 87.into();
+        let fake = FakeState::new(state.clone());
+        let mut probe = fake.probe(OK_TIMEOUT);
+        let r = probe.read().unwrap();
+        assert_eq!(r.gpus[0].slowdown_temp_c, None);
+        assert_eq!(r.gpus[1].slowdown_temp_c, Some(87.0));
+        assert_eq!(fake.calls(), 3);
+        let r = probe.read().unwrap();
+        assert_eq!(r.gpus[1].slowdown_temp_c, Some(87.0));
+        assert_eq!(fake.calls(), 5);
+        // A failing -q costs the slowdown temperature only.
+        state["queryModes"] = serde_json::json!({"details": "hang"});
+        state["hangSeconds"] = 30.into();
+        fake.set(state);
+        let r = fake.probe(Duration::from_secs(1)).read().unwrap();
+        assert_eq!(r.gpus.len(), 2);
+        assert_eq!(r.gpus[1].slowdown_temp_c, None);
+    }
+
+    #[test]
+    fn the_read_bound_covers_every_call_of_a_read() {
+        let p = NvidiaSmiProbe::new(Duration::from_secs(5));
+        assert_eq!(p.read_bound(), Some(Duration::from_secs(31)));
     }
 }

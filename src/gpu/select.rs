@@ -310,4 +310,81 @@ mod tests {
         assert!(s.probe.is_none());
         assert!(s.note.unwrap().contains("unknown gpu.probe 'cuda'"));
     }
+
+    fn scripted(gpus: Vec<crate::gpu::nvml::scripted::ScriptedGpu>) -> NvmlProbe {
+        NvmlProbe::with_api(Box::new(crate::gpu::nvml::scripted::ScriptedNvml::new(
+            gpus,
+        )))
+    }
+
+    #[test]
+    fn auto_keeps_nvml_that_reads_a_gpu() {
+        use crate::gpu::nvml::scripted::{Fail, ScriptedGpu};
+        let empty = tempfile::tempdir().unwrap();
+        let o = no_nvml(empty.path().into());
+        let gpus = vec![ScriptedGpu::failing(Fail::GpuLost), ScriptedGpu::healthy(1)];
+        let mut s = select("auto", &o, || Ok(scripted(gpus)));
+        assert_eq!(s.kind, ProbeKind::Nvml);
+        assert_eq!(s.note, None);
+        let (r, err) = crate::gpu::read_with_error(&mut s.probe);
+        assert_eq!(err, None);
+        assert_eq!(r.gpus.len(), 2);
+    }
+
+    #[test]
+    fn auto_switches_to_nvidia_smi_when_nvml_reads_no_gpu() {
+        use crate::gpu::nvml::scripted::{Fail, ScriptedGpu};
+        let fake = fake_state();
+        let mut o = no_nvml(fake_dir().into());
+        o.env
+            .push(("FAKE_NVIDIA_SMI_STATE".into(), fake.state_file().into()));
+        let gpus = vec![ScriptedGpu::all_calls_fail(Fail::NoPermission)];
+        let mut s = select("auto", &o, || Ok(scripted(gpus)));
+        assert_eq!(s.kind, ProbeKind::NvidiaSmi);
+        let note = s.note.clone().unwrap();
+        assert!(
+            note.starts_with(
+                "NVML skipped: NVML loaded but read no GPU (GPU 0: NVML reads nothing"
+            ),
+            "{note}"
+        );
+        let (r, err) = crate::gpu::read_with_error(&mut s.probe);
+        assert_eq!(err, None);
+        assert_eq!(r.gpus[0].name, "Tesla T4");
+
+        // Its first read failing outright counts the same.
+        let mut nvml = crate::gpu::nvml::scripted::ScriptedNvml::new(vec![]);
+        nvml.count = Some(Err(Fail::Unknown));
+        let s = select("auto", &o, || Ok(NvmlProbe::with_api(Box::new(nvml))));
+        assert_eq!(s.kind, ProbeKind::NvidiaSmi);
+        let note = s.note.unwrap();
+        assert!(note.contains("its first read failed"), "{note}");
+
+        // Without nvidia-smi, NVML stays, to show what fails.
+        let empty = tempfile::tempdir().unwrap();
+        let gpus = vec![ScriptedGpu::failing(Fail::GpuLost)];
+        let mut s = select("auto", &no_nvml(empty.path().into()), || Ok(scripted(gpus)));
+        assert_eq!(s.kind, ProbeKind::Nvml);
+        let note = s.note.clone().unwrap();
+        assert!(note.contains("read no GPU"), "{note}");
+        assert!(
+            note.ends_with("nvidia-smi not found on PATH to use instead"),
+            "{note}"
+        );
+        let (r, _) = crate::gpu::read_with_error(&mut s.probe);
+        assert_eq!(
+            r.gpus[0].failure.as_ref().unwrap().kind,
+            crate::gpu::FailureKind::Lost
+        );
+    }
+
+    #[test]
+    fn explicit_nvml_keeps_a_failing_nvml() {
+        use crate::gpu::nvml::scripted::{Fail, ScriptedGpu};
+        let o = no_nvml(fake_dir().into());
+        let gpus = vec![ScriptedGpu::failing(Fail::NoPermission)];
+        let s = select("nvml", &o, || Ok(scripted(gpus)));
+        assert_eq!(s.kind, ProbeKind::Nvml);
+        assert_eq!(s.note, None);
+    }
 }
