@@ -56,7 +56,7 @@ impl Default for GpuState {
     }
 }
 
-/// The limits a start must respect (SPEC "Governor and GPUs").
+/// The limits a start must respect.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Thresholds {
     pub min_free_ram_gb: f64,

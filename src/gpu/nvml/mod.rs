@@ -160,12 +160,17 @@ pub(crate) fn process_records_are_corrupt(driver_version: &str) -> bool {
     matches!((major, minor), (Some(535), Some(minor)) if (43..=86).contains(&minor))
 }
 
-/// A symbol this driver does not have (older than the call, or stripped).
+/// NVML_ERROR_ARGUMENT_VERSION_MISMATCH (nvml-wrapper has no variant for it).
+const ARGUMENT_VERSION_MISMATCH: u32 = 25;
+
+/// A call this driver does not have (older than the call, or stripped), or has in a
+/// version that refuses the struct version given: try the older call.
 fn missing(e: &NvmlError) -> bool {
-    matches!(
-        e,
-        NvmlError::FailedToLoadSymbol(_) | NvmlError::FunctionNotFound
-    )
+    match e {
+        NvmlError::FailedToLoadSymbol(_) | NvmlError::FunctionNotFound => true,
+        NvmlError::UnexpectedVariant(code) => *code == ARGUMENT_VERSION_MISMATCH,
+        _ => false,
+    }
 }
 
 fn failure_kind(e: &NvmlError) -> FailureKind {

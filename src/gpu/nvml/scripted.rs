@@ -21,6 +21,8 @@ pub(crate) enum Fail {
     MissingSymbol,
     /// NVML's own "function not found".
     FunctionNotFound,
+    /// NVML_ERROR_ARGUMENT_VERSION_MISMATCH: the call exists but not for this struct.
+    VersionMismatch,
 }
 
 impl Fail {
@@ -36,6 +38,7 @@ impl Fail {
                 NvmlError::FailedToLoadSymbol(format!("undefined symbol: nvml_{call}"))
             }
             Fail::FunctionNotFound => NvmlError::FunctionNotFound,
+            Fail::VersionMismatch => NvmlError::UnexpectedVariant(25),
         }
     }
 }

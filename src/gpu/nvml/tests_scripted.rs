@@ -263,7 +263,11 @@ fn unified_memory_is_not_a_failure() {
 
 #[test]
 fn a_missing_v2_memory_call_falls_back_to_v1_once_and_for_all() {
-    for missing in [Fail::MissingSymbol, Fail::FunctionNotFound] {
+    for missing in [
+        Fail::MissingSymbol,
+        Fail::FunctionNotFound,
+        Fail::VersionMismatch,
+    ] {
         let mut a = ScriptedGpu::healthy(0);
         a.memory_v2 = Err(missing.clone());
         a.memory_v1 = Ok(Memory {
