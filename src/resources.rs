@@ -1,4 +1,5 @@
-//! Resource snapshots and the governor's start check, as pure functions over them.
+//! Resource snapshots (CPU, RAM, GPUs), the Sampler that takes them, and the governor's
+//! start check as a pure function over a snapshot.
 
 use serde::Serialize;
 use std::time::Duration;

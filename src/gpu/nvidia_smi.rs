@@ -155,25 +155,29 @@ impl NvidiaSmiProbe {
         parse_apps_csv(&out.stdout)
     }
 
-    /// `-L` (one call): GPUs and their MIG instances.
+    /// `-L` (one call): GPUs and their MIG instances. A failing call that still lists
+    /// GPUs (one GPU could not be opened) counts for what it lists.
     pub fn query_list(&self) -> Result<Vec<ListedGpu>, ProbeError> {
         let out = self.call(&["-L"])?;
         if out.no_devices() {
             return Ok(Vec::new());
         }
-        if !out.status.success() {
+        let listed = parse_list(&out.stdout);
+        if !out.status.success() && listed.is_empty() {
             return Err(self.failed(&out));
         }
-        Ok(parse_list(&out.stdout))
+        Ok(listed)
     }
 
-    /// `-q -d MEMORY,TEMPERATURE` (one call): slowdown temperatures, MIG memory.
+    /// `-q -d MEMORY,TEMPERATURE` (one call): slowdown temperatures, MIG memory. Like
+    /// [`Self::query_list`], a failing call that still describes GPUs counts.
     pub fn query_details(&self) -> Result<Vec<GpuDetails>, ProbeError> {
         let out = self.call(&["-q", "-d", "MEMORY,TEMPERATURE"])?;
-        if !out.status.success() {
+        let details = parse_details(&out.stdout);
+        if !out.status.success() && details.is_empty() {
             return Err(self.failed(&out));
         }
-        Ok(parse_details(&out.stdout))
+        Ok(details)
     }
 
     fn program_name(&self) -> String {
@@ -921,6 +925,17 @@ pub(crate) mod tests {
         );
         assert_eq!(r.gpus[1].uuid, "GPU-bbbb");
         assert!(r.gpus[1].failure.is_none());
+
+        // The other GPU in MIG mode: its instances are still listed, with memory.
+        let mut state = mig_state();
+        state["gpus"][1]["handleError"] = "Unknown Error".into();
+        fake.set(state);
+        let r = fake.probe(OK_TIMEOUT).read().unwrap();
+        let ids: Vec<_> = r.gpus.iter().map(|g| g.device_id.as_str()).collect();
+        assert_eq!(ids, ["MIG-1111", "MIG-2222", "1"]);
+        assert_eq!(r.gpus[0].memory_free_mb, Some(15968));
+        assert_eq!(r.gpus[0].slowdown_temp_c, Some(89.0));
+        assert_eq!(r.gpus[2].failure.as_ref().unwrap().kind, FailureKind::Other);
     }
 
     #[test]

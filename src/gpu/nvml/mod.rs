@@ -302,13 +302,21 @@ impl Calls {
         };
 
         if let Some(e) = p.lost.take() {
-            info.unreadable = p.unreadable;
-            info.unreadable.push(field::PROCESSES.to_string());
             let failure = GpuFailure::new(
                 FailureKind::Lost,
                 format!("GPU {index} has fallen off the bus (NVML: {e}); a reboot recovers it"),
             );
-            out.gpus.push(info.without_readings(failure));
+            let mut lost = info.without_readings(failure);
+            for name in p
+                .unreadable
+                .into_iter()
+                .chain([field::PROCESSES.to_string()])
+            {
+                if !lost.unreadable.contains(&name) {
+                    lost.unreadable.push(name);
+                }
+            }
+            out.gpus.push(lost);
             return;
         }
         if nothing_read && let Some((kind, e)) = first_error {

@@ -241,6 +241,13 @@ fn a_gpu_lost_mid_read_is_lost_without_stale_numbers() {
     assert_eq!(g.uuid, "GPU-0000");
     assert_eq!(g.memory_free_mb, None, "no numbers from a lost GPU");
     assert!(r.processes.is_empty());
+    assert!(g.unreadable.contains(&field::PROCESSES.to_string()));
+    assert!(g.unreadable.contains(&field::TEMPERATURE.to_string()));
+    let mut gpu = ScriptedGpu::healthy(0);
+    gpu.uuid = Err(Fail::GpuLost);
+    let g = &read(vec![gpu]).gpus[0];
+    assert_eq!(failure(g).0, FailureKind::Lost);
+    assert!(g.unreadable.contains(&field::UUID.to_string()));
 }
 
 #[test]
