@@ -5,9 +5,9 @@
 use crate::config::GpuProbeKind;
 use crate::resources::{self, Snapshot};
 use actix::prelude::*;
-use crossbeam_channel::{Sender, bounded};
+use crossbeam_channel::{Receiver, Sender, bounded};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 pub struct Governor {
@@ -52,27 +52,58 @@ impl Actor for Governor {
         let (probe, timeout) = (self.gpu_probe, self.probe_timeout);
         std::thread::Builder::new()
             .name("governor-sampler".into())
-            .spawn(move || {
-                let mut sampler = resources::Sampler::new(probe.as_str(), timeout);
-                // CPU runs start from this one; GPU runs wait for the first full sample.
-                if addr
-                    .try_send(Sample(sampler.sample_machine_only()))
-                    .is_err()
-                {
-                    return;
-                }
-                loop {
-                    if addr.try_send(Sample(sampler.sample())).is_err() {
-                        return;
-                    }
-                    // Sleeps the interval, or wakes at once when the actor goes away.
-                    match stopped.recv_timeout(interval) {
-                        Err(crossbeam_channel::RecvTimeoutError::Timeout) => continue,
-                        _ => return,
-                    }
-                }
-            })
+            .spawn(move || sampler_loop(addr, stopped, interval, probe.as_str(), timeout))
             .expect("spawn the governor sampler thread");
+    }
+}
+
+/// The sampler thread: a snapshot every `interval` until the Governor is gone. It never
+/// leaves otherwise: a full mailbox drops the sample (the next one follows), and a panic
+/// while sampling is logged and the sampler made anew.
+fn sampler_loop(
+    addr: Addr<Governor>,
+    stopped: Receiver<()>,
+    interval: Duration,
+    probe: &str,
+    timeout: Duration,
+) {
+    let mut sampler: Option<resources::Sampler> = None;
+    // CPU runs start from this one; GPU runs wait for the first full sample.
+    let first = sampler
+        .get_or_insert_with(|| resources::Sampler::new(probe, timeout))
+        .sample_machine_only();
+    if addr.try_send(Sample(first)).is_err() {
+        return;
+    }
+    loop {
+        let started = Instant::now();
+        let sampled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            sampler
+                .get_or_insert_with(|| resources::Sampler::new(probe, timeout))
+                .sample_every(interval)
+        }));
+        match sampled {
+            Ok(snapshot) => match addr.try_send(Sample(snapshot)) {
+                Ok(()) => {}
+                Err(SendError::Full(_)) => {
+                    tracing::debug!("the governor is busy; this resource sample is dropped")
+                }
+                Err(SendError::Closed(_)) => return,
+            },
+            Err(_) => {
+                tracing::error!("sampling resources panicked; starting the sampler again");
+                sampler = None;
+            }
+        }
+        if !addr.connected() {
+            return;
+        }
+        // Sleeps the rest of the interval, or wakes at once when the actor goes away.
+        let rest = interval.saturating_sub(started.elapsed());
+        match stopped.recv_timeout(rest) {
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => continue,
+            _ => return,
+        }
     }
 }
 

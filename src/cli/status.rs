@@ -6,6 +6,7 @@ use super::common::{
     time_text,
 };
 use super::table;
+use crate::gpu::{ComputeMode, GpuInfo};
 use crate::record::RunRecord;
 use crate::resources::{self, GpuState, Thresholds, Verdict};
 use clap::Args;
@@ -64,7 +65,7 @@ pub fn execute(global: &Global, args: StatusArgs) -> Result<i32, CliError> {
             "resourceError": snapshot.error,
             "gpus": gpus,
             "gpuProcesses": snapshot.gpu.processes,
-            "gpuProbe": {"kind": snapshot.gpu.probe, "error": snapshot.gpu.error, "note": snapshot.gpu.note},
+            "gpuProbe": {"kind": snapshot.gpu.probe, "error": snapshot.gpu.error, "note": snapshot.gpu.note, "takenMs": snapshot.gpu.taken_ms},
             "startBlockedBy": verdict,
             "runs": active,
         }));
@@ -169,9 +170,15 @@ fn describe_gpus(gpu: &GpuState, holders: &HashMap<u32, Vec<String>>) -> String 
         .gpus
         .iter()
         .map(|g| {
+            let mode = match g.compute_mode {
+                ComputeMode::ExclusiveProcess | ComputeMode::Prohibited => {
+                    format!(" [{}]", g.compute_mode)
+                }
+                ComputeMode::Default | ComputeMode::Unknown => String::new(),
+            };
             vec![
-                g.index.to_string(),
-                g.name.clone(),
+                gpu_label(g),
+                format!("{}{mode}", g.name),
                 format!("{} / {} GB", gb(g.memory_used_mb), gb(g.memory_total_mb)),
                 known(g.temperature_c, "°C"),
                 known(g.utilization_pct, "%"),
@@ -191,6 +198,11 @@ fn describe_gpus(gpu: &GpuState, holders: &HashMap<u32, Vec<String>>) -> String 
             out.push_str(&format!("  {line}\n"));
         }
     }
+    for g in &gpu.gpus {
+        if let Some(failure) = &g.failure {
+            out.push_str(&format!("  GPU {} unusable: {failure}\n", gpu_label(g)));
+        }
+    }
     if let Some(error) = &gpu.error {
         out.push_str(&format!("GPU probe error: {error}\n"));
     }
@@ -200,6 +212,14 @@ fn describe_gpus(gpu: &GpuState, holders: &HashMap<u32, Vec<String>>) -> String 
         out.push_str(&format!("GPU probe note: {note}\n"));
     }
     out
+}
+
+/// "3" for a GPU, "0:1" for MIG instance 1 of GPU 0.
+fn gpu_label(g: &GpuInfo) -> String {
+    match (g.parent_index, g.mig_index) {
+        (Some(parent), Some(mig)) => format!("{parent}:{mig}"),
+        _ => g.index.to_string(),
+    }
 }
 
 fn describe_run(rec: &RunRecord, run_dir: &std::path::Path) -> String {

@@ -1,29 +1,48 @@
-//! GPU probes: what GPUs there are, how full and hot they
-//! are, and which processes use them, read through NVML or `nvidia-smi`.
+//! GPU probes: what GPUs (and MIG instances) there are, how full and hot they are, and
+//! which processes use them, read through NVML or `nvidia-smi`.
 //!
-//! A probe never crashes the caller: a missing library or program, a hang (bounded by
-//! a timeout), `[N/A]` fields and garbage all come back as a [`ProbeError`] or as
-//! `None` fields listed in [`GpuInfo::unreadable`], so the governor can say why a
-//! check could not be made instead of skipping it silently.
+//! A probe never crashes the caller: a missing library or program, a hang (each read
+//! runs on its own thread, bounded by a timeout: see [`bounded`]), `[N/A]` fields and
+//! garbage all come back as a [`ProbeError`], as `None` fields listed in
+//! [`GpuInfo::unreadable`], or as a [`GpuInfo::failure`] for a device that cannot be
+//! used at all, so the governor can say why a check could not be made instead of
+//! skipping it silently.
 //!
-//! Tests drive the nvidia-smi probe with the fake `tests/fake_gpu/nvidia-smi`
-//! (no machine here has an NVIDIA GPU).
+//! Tests drive the NVML probe's logic through a scripted stand-in for the library, and
+//! the nvidia-smi probe through the fake `tests/fake_gpu/nvidia-smi`.
 
+pub mod bounded;
 pub mod csv;
 pub mod nvidia_smi;
 pub mod nvml;
 pub mod select;
+pub mod smi_text;
 pub mod types;
 
+pub use bounded::GpuReader;
 pub use csv::{parse_apps_csv, parse_gpu_csv};
 pub use nvidia_smi::{DEFAULT_TIMEOUT, NvidiaSmiProbe, nvidia_smi_available};
 pub use nvml::NvmlProbe;
 pub use select::{ProbeOptions, Selected, open_probe, open_probe_with};
-pub use types::{GpuInfo, GpuProbe, GpuProcess, GpuReading, ProbeError, ProbeKind, field};
+pub use types::{
+    ComputeMode, FailureKind, GpuFailure, GpuInfo, GpuProbe, GpuProcess, GpuReading,
+    MIG_INDEX_BASE, ProbeError, ProbeKind, field, mig_device_index,
+};
 
-/// One reading from `probe`; an error becomes an empty reading plus the error's text.
-/// No probe: an empty reading and no error.
-pub fn read_with_error(probe: &mut Option<Box<dyn GpuProbe>>) -> (GpuReading, Option<String>) {
+/// The thermal limit used when none is configured: 5 °C below the GPU's own slowdown
+/// threshold where the driver reports one (laptops slow down well below 85 °C), else
+/// 85 °C. A threshold outside 50–150 °C is taken for garbage and ignored.
+pub fn default_max_temp_c(slowdown_temp_c: Option<f64>) -> f64 {
+    const FALLBACK: f64 = 85.0;
+    match slowdown_temp_c {
+        Some(t) if t.is_finite() && (50.0..=150.0).contains(&t) => t - 5.0,
+        _ => FALLBACK,
+    }
+}
+
+/// One bounded reading from `probe`; an error becomes an empty reading plus the error's
+/// text. No probe: an empty reading and no error.
+pub fn read_with_error(probe: &mut Option<GpuReader>) -> (GpuReading, Option<String>) {
     match probe {
         None => (GpuReading::default(), None),
         Some(p) => match p.read() {
@@ -95,8 +114,21 @@ mod tests {
     }
 
     #[test]
+    fn default_max_temp_is_5_below_slowdown_else_85() {
+        assert_eq!(default_max_temp_c(None), 85.0);
+        assert_eq!(default_max_temp_c(Some(87.0)), 82.0);
+        assert_eq!(default_max_temp_c(Some(100.0)), 95.0);
+        assert_eq!(default_max_temp_c(Some(f64::NAN)), 85.0);
+        assert_eq!(default_max_temp_c(Some(0.0)), 85.0);
+        assert_eq!(default_max_temp_c(Some(4_294_967_295.0)), 85.0);
+    }
+
+    #[test]
     fn read_with_error_turns_errors_into_text() {
-        let mut p: Option<Box<dyn GpuProbe>> = Some(Box::new(Failing));
+        let mut p = Some(GpuReader::new(
+            Box::new(Failing),
+            std::time::Duration::from_secs(5),
+        ));
         let (r, e) = read_with_error(&mut p);
         assert_eq!(r, GpuReading::default());
         assert!(e.unwrap().starts_with("nvidia-smi not found on PATH"));

@@ -1,11 +1,26 @@
-//! The nvidia-smi probe: two bounded `nvidia-smi --query-... --format=csv,noheader,nounits`
-//! calls per reading.
+//! The nvidia-smi probe: bounded `nvidia-smi` calls per reading.
+//!
+//! Every reading makes two: `--query-gpu` (with `compute_mode` and `mig.mode.current`,
+//! stepping down to fewer fields on drivers that refuse them) and
+//! `--query-compute-apps`. Two more only when needed: `-q -d MEMORY,TEMPERATURE` the
+//! first time a GPU is seen (its slowdown temperature, kept) and on every reading while
+//! a GPU is in MIG mode (its instances' memory), and `-L` while a GPU is in MIG mode
+//! (its instances and their uuids). A GPU in MIG mode is replaced by its instances.
+//!
+//! Under MIG, nvidia-smi lists compute processes under the parent GPU's uuid; a MIG
+//! instance names its parent in [`GpuInfo::parent_uuid`].
 
 use super::csv::{
-    APPS_QUERY_FIELDS, GPU_QUERY_FIELDS, NO_DEVICES, parse_apps_csv, parse_gpu_csv, quote_max,
+    APPS_QUERY_FIELDS, GpuQuery, NO_DEVICES, has_unopenable_gpu, parse_apps_csv, parse_gpu_csv_as,
+    quote_max,
 };
-use super::types::{GpuInfo, GpuProbe, GpuProcess, GpuReading, ProbeError, ProbeKind};
+use super::smi_text::{GpuDetails, ListedGpu, parse_details, parse_list};
+use super::types::{
+    FailureKind, GpuFailure, GpuInfo, GpuProbe, GpuProcess, GpuReading, ProbeError, ProbeKind,
+    field, mig_device_index,
+};
 use crate::helper_command::{RunError, run_bounded};
+use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
@@ -17,6 +32,10 @@ pub const DEFAULT_PROGRAM: &str = "nvidia-smi";
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
 const CSV_FORMAT: &str = "--format=csv,noheader,nounits";
+/// What nvidia-smi says of a `--query-gpu` field it does not know.
+const INVALID_FIELD: &str = "is not a valid field to query";
+/// The most calls one reading makes (three field lists, details, list, apps).
+const MAX_CALLS_PER_READ: u32 = 6;
 
 /// Reads GPUs by running nvidia-smi. Cheap to construct; nothing is checked until a read.
 #[derive(Clone, Debug)]
@@ -25,6 +44,10 @@ pub struct NvidiaSmiProbe {
     search_path: Option<OsString>,
     env: Vec<(OsString, OsString)>,
     timeout: Duration,
+    /// The `--query-gpu` field list this driver accepts (learnt on the first read).
+    query: GpuQuery,
+    /// Slowdown temperature by GPU uuid, read once per GPU.
+    slowdown: HashMap<String, Option<f64>>,
 }
 
 impl NvidiaSmiProbe {
@@ -35,9 +58,10 @@ impl NvidiaSmiProbe {
             search_path: None,
             env: Vec::new(),
             timeout,
+            query: GpuQuery::Full,
+            slowdown: HashMap::new(),
         }
     }
-
     /// The program to run: a bare name is looked up on the search path at each call,
     /// anything with a `/` is used as is.
     pub fn with_program(mut self, program: impl Into<PathBuf>) -> Self {
@@ -87,33 +111,84 @@ impl NvidiaSmiProbe {
         which::which_in(&self.program, Some(path), cwd).map_err(|_| not_found())
     }
 
-    /// `--query-gpu` (one call).
-    pub fn query_gpus(&self) -> Result<Vec<GpuInfo>, ProbeError> {
-        let query = format!("--query-gpu={GPU_QUERY_FIELDS}");
-        match self.call(&query)? {
-            Answer::Text(text) => parse_gpu_csv(&text),
-            Answer::NoDevices => Ok(Vec::new()),
+    /// `--query-gpu` (one call; more the first time if the driver refuses fields).
+    pub fn query_gpus(&mut self) -> Result<Vec<GpuInfo>, ProbeError> {
+        loop {
+            let query = format!("--query-gpu={}", self.query.fields());
+            let out = self.call(&[&query, CSV_FORMAT])?;
+            if out.no_devices() {
+                return Ok(Vec::new());
+            }
+            if out.status.success() {
+                return parse_gpu_csv_as(&out.stdout, self.query);
+            }
+            if out.says(INVALID_FIELD)
+                && let Some(simpler) = self.query.simpler()
+            {
+                tracing::debug!(
+                    fields = self.query.fields(),
+                    "nvidia-smi refused a field; asking for fewer"
+                );
+                self.query = simpler;
+                continue;
+            }
+            // A GPU it cannot open makes it fail, but the others are listed.
+            if has_unopenable_gpu(&out.stdout)
+                && let Ok(gpus) = parse_gpu_csv_as(&out.stdout, self.query)
+            {
+                return Ok(gpus);
+            }
+            return Err(self.failed(&out));
         }
     }
 
     /// `--query-compute-apps` (one call).
     pub fn query_apps(&self) -> Result<Vec<GpuProcess>, ProbeError> {
         let query = format!("--query-compute-apps={APPS_QUERY_FIELDS}");
-        match self.call(&query)? {
-            Answer::Text(text) => parse_apps_csv(&text),
-            Answer::NoDevices => Ok(Vec::new()),
+        let out = self.call(&[&query, CSV_FORMAT])?;
+        if out.no_devices() {
+            return Ok(Vec::new());
         }
+        if !out.status.success() {
+            return Err(self.failed(&out));
+        }
+        parse_apps_csv(&out.stdout)
+    }
+
+    /// `-L` (one call): GPUs and their MIG instances. A failing call that still lists
+    /// GPUs (one GPU could not be opened) counts for what it lists.
+    pub fn query_list(&self) -> Result<Vec<ListedGpu>, ProbeError> {
+        let out = self.call(&["-L"])?;
+        if out.no_devices() {
+            return Ok(Vec::new());
+        }
+        let listed = parse_list(&out.stdout);
+        if !out.status.success() && listed.is_empty() {
+            return Err(self.failed(&out));
+        }
+        Ok(listed)
+    }
+
+    /// `-q -d MEMORY,TEMPERATURE` (one call): slowdown temperatures, MIG memory. Like
+    /// [`Self::query_list`], a failing call that still describes GPUs counts.
+    pub fn query_details(&self) -> Result<Vec<GpuDetails>, ProbeError> {
+        let out = self.call(&["-q", "-d", "MEMORY,TEMPERATURE"])?;
+        let details = parse_details(&out.stdout);
+        if !out.status.success() && details.is_empty() {
+            return Err(self.failed(&out));
+        }
+        Ok(details)
     }
 
     fn program_name(&self) -> String {
         self.program.display().to_string()
     }
 
-    fn call(&self, query: &str) -> Result<Answer, ProbeError> {
+    fn call(&self, args: &[&str]) -> Result<Output, ProbeError> {
         let program = self.locate()?;
         let name = self.program_name();
         let mut cmd = Command::new(&program);
-        cmd.arg(query).arg(CSV_FORMAT);
+        cmd.args(args);
         cmd.envs(self.env.iter().map(|(k, v)| (k.as_os_str(), v.as_os_str())));
         let out = run_bounded(&mut cmd, self.timeout).map_err(|e| match e {
             RunError::TimedOut => ProbeError::Timeout {
@@ -132,39 +207,185 @@ impl NvidiaSmiProbe {
                 reason: e.to_string(),
             },
         })?;
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        if !out.stderr.is_empty() {
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        if !stderr.is_empty() {
             tracing::debug!(
-                query,
-                stderr = %String::from_utf8_lossy(&out.stderr).trim_end(),
+                ?args,
+                stderr = %stderr.trim_end(),
                 "nvidia-smi wrote to stderr"
             );
         }
-        if stdout.trim() == NO_DEVICES {
-            // Real nvidia-smi exits 6 with this when the driver sees no GPU.
-            return Ok(Answer::NoDevices);
+        Ok(Output {
+            status: out.status,
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr,
+        })
+    }
+
+    /// The error for a call that exited non-zero.
+    fn failed(&self, out: &Output) -> ProbeError {
+        // nvidia-smi prints its own failures ("NVIDIA-SMI has failed ...", "Failed to
+        // initialize NVML: ...") on stdout; stderr is for what runs it (env, loader).
+        let message = first_line(&out.stdout)
+            .or_else(|| first_line(&out.stderr))
+            .map(|l| quote_max(l, 200))
+            .unwrap_or_else(|| "it printed nothing".to_string());
+        ProbeError::Failed {
+            program: self.program_name(),
+            status: describe(out.status),
+            message,
         }
-        if !out.status.success() {
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            // nvidia-smi prints its own failures ("NVIDIA-SMI has failed ...", "Failed to
-            // initialize NVML: ...") on stdout; stderr is for what runs it (env, loader).
-            let message = first_line(&stdout)
-                .or_else(|| first_line(&stderr))
-                .map(|l| quote_max(l, 200))
-                .unwrap_or_else(|| "it printed nothing".to_string());
-            return Err(ProbeError::Failed {
-                program: name,
-                status: describe(out.status),
-                message,
-            });
+    }
+
+    /// Slowdown temperatures and MIG instances, where they are wanted (see the module
+    /// documentation). Never fails the reading: what cannot be read is left out.
+    fn complete(&mut self, gpus: Vec<GpuInfo>) -> Vec<GpuInfo> {
+        let any_mig = gpus.iter().any(|g| g.mig_mode == Some(true));
+        let new_gpu = gpus
+            .iter()
+            .any(|g| !g.uuid.is_empty() && !self.slowdown.contains_key(&g.uuid));
+        let details = if any_mig || new_gpu {
+            match self.query_details() {
+                Ok(d) if d.len() == gpus.len() => Some(d),
+                Ok(d) => {
+                    tracing::debug!(
+                        listed = d.len(),
+                        gpus = gpus.len(),
+                        "nvidia-smi -q lists another number of GPUs; its details are not used"
+                    );
+                    None
+                }
+                Err(e) => {
+                    tracing::debug!(%e, "nvidia-smi -q failed; no slowdown temperature or MIG memory");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        for (i, g) in gpus.iter().enumerate() {
+            if !g.uuid.is_empty() && !self.slowdown.contains_key(&g.uuid) {
+                let t = details.as_ref().and_then(|d| d[i].slowdown_temp_c);
+                self.slowdown.insert(g.uuid.clone(), t);
+            }
         }
-        Ok(Answer::Text(stdout.into_owned()))
+        let list = if any_mig {
+            Some(self.query_list())
+        } else {
+            None
+        };
+        let mut out = Vec::with_capacity(gpus.len());
+        for (i, mut g) in gpus.into_iter().enumerate() {
+            g.slowdown_temp_c = self.slowdown.get(&g.uuid).copied().flatten();
+            if g.mig_mode != Some(true) || g.failure.is_some() {
+                out.push(g);
+                continue;
+            }
+            let detail = details.as_ref().map(|d| &d[i]);
+            match list.as_ref().expect("listed when a GPU is in MIG mode") {
+                Err(e) => {
+                    g.failure = Some(GpuFailure::new(
+                        FailureKind::MigNotEnumerable,
+                        format!(
+                            "GPU {} is in MIG mode but its MIG instances cannot be listed \
+                             (nvidia-smi -L: {e})",
+                            g.index
+                        ),
+                    ));
+                    out.push(g);
+                }
+                Ok(listed) => {
+                    let migs = listed
+                        .iter()
+                        .find(|l| l.index == g.index && (g.uuid.is_empty() || l.uuid == g.uuid))
+                        .map(|l| l.migs.as_slice())
+                        .unwrap_or_default();
+                    if migs.is_empty() {
+                        g.failure = Some(GpuFailure::new(
+                            FailureKind::MigNotEnumerable,
+                            format!(
+                                "GPU {} is in MIG mode but nvidia-smi -L lists no MIG instances \
+                                 on it; create some (nvidia-smi mig -cgi <profiles> -C) or turn \
+                                 MIG off",
+                                g.index
+                            ),
+                        ));
+                        out.push(g);
+                        continue;
+                    }
+                    for mig in migs {
+                        out.push(mig_instance(&g, mig, detail));
+                    }
+                }
+            }
+        }
+        out
     }
 }
 
-enum Answer {
-    Text(String),
-    NoDevices,
+/// A MIG instance of `parent` as `-L` lists it, with its memory from `-q` if there.
+fn mig_instance(
+    parent: &GpuInfo,
+    mig: &super::smi_text::ListedMig,
+    detail: Option<&GpuDetails>,
+) -> GpuInfo {
+    let memory = detail.and_then(|d| d.migs.iter().find(|m| m.mig_index == Some(mig.mig_index)));
+    let mut unreadable: Vec<String> = parent
+        .unreadable
+        .iter()
+        .filter(|f| *f == field::TEMPERATURE || *f == field::UTILIZATION)
+        .cloned()
+        .collect();
+    let (total, used, free) = match memory {
+        Some(m) => (m.total_mb, m.used_mb, m.free_mb),
+        None => (None, None, None),
+    };
+    for (value, name) in [
+        (total, field::MEMORY_TOTAL),
+        (used, field::MEMORY_USED),
+        (free, field::MEMORY_FREE),
+    ] {
+        if value.is_none() {
+            unreadable.push(name.to_string());
+        }
+    }
+    GpuInfo {
+        index: mig_device_index(parent.index, mig.mig_index),
+        uuid: mig.uuid.clone(),
+        name: format!("{} MIG {}", parent.name, mig.profile),
+        memory_total_mb: total,
+        memory_used_mb: used,
+        memory_free_mb: free,
+        temperature_c: parent.temperature_c,
+        utilization_pct: parent.utilization_pct,
+        unreadable,
+        device_id: mig.uuid.clone(),
+        parent_index: Some(parent.index),
+        parent_uuid: Some(parent.uuid.clone()).filter(|u| !u.is_empty()),
+        mig_index: Some(mig.mig_index),
+        mig_mode: Some(true),
+        compute_mode: parent.compute_mode,
+        failure: None,
+        slowdown_temp_c: parent.slowdown_temp_c,
+    }
+}
+
+/// One finished call.
+struct Output {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+impl Output {
+    /// Real nvidia-smi exits 6 with this when the driver sees no GPU.
+    fn no_devices(&self) -> bool {
+        self.stdout.trim() == NO_DEVICES
+    }
+
+    fn says(&self, text: &str) -> bool {
+        self.stdout.contains(text) || self.stderr.contains(text)
+    }
 }
 
 impl GpuProbe for NvidiaSmiProbe {
@@ -174,8 +395,17 @@ impl GpuProbe for NvidiaSmiProbe {
 
     fn read(&mut self) -> Result<GpuReading, ProbeError> {
         let gpus = self.query_gpus()?;
+        let gpus = self.complete(gpus);
         let processes = self.query_apps()?;
-        Ok(GpuReading { gpus, processes })
+        Ok(GpuReading {
+            gpus,
+            processes,
+            notes: Vec::new(),
+        })
+    }
+
+    fn read_bound(&self) -> Option<Duration> {
+        Some(self.timeout * MAX_CALLS_PER_READ + Duration::from_secs(1))
     }
 }
 
@@ -205,7 +435,7 @@ pub fn nvidia_smi_available(program: &OsStr, search_path: Option<&OsStr>) -> boo
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::gpu::types::field;
+    use crate::gpu::types::{ComputeMode, field};
     use std::fs;
     use std::path::PathBuf;
     use std::time::Instant;
@@ -311,7 +541,8 @@ pub(crate) mod tests {
                 },
             ]
         );
-        assert_eq!(fake.calls(), 2);
+        // The GPUs, their slowdown temperatures (first sight only), the apps.
+        assert_eq!(fake.calls(), 3);
 
         // The state is read on every call.
         let mut s = two_gpus();
@@ -321,7 +552,7 @@ pub(crate) mod tests {
         let r = probe.read().unwrap();
         assert_eq!(r.gpus[0].temperature_c, Some(91.0));
         assert!(r.processes.is_empty());
-        assert_eq!(fake.calls(), 4);
+        assert_eq!(fake.calls(), 5);
     }
 
     #[test]
@@ -521,7 +752,7 @@ pub(crate) mod tests {
         // Guards the fake itself: it answers only the queries above.
         let fake = FakeState::new(two_gpus());
         let out = Command::new(fake_path())
-            .arg("-q")
+            .args(["-q", "-d", "POWER"])
             .env("FAKE_NVIDIA_SMI_STATE", fake.state_file())
             .output()
             .unwrap();
@@ -535,5 +766,203 @@ pub(crate) mod tests {
             String::from_utf8_lossy(&out.stdout),
             "GPU 0: NVIDIA A100-SXM4-40GB (UUID: GPU-aaaa)\nGPU 1: NVIDIA GeForce RTX 4090 (UUID: GPU-bbbb)\n"
         );
+    }
+
+    fn mig_state() -> serde_json::Value {
+        serde_json::json!({
+            "gpus": [
+                {"name": "NVIDIA A100-SXM4-40GB", "uuid": "GPU-a100", "totalMb": 40960,
+                 "usedMb": 5000, "tempC": 55, "utilPct": "[N/A]", "migMode": "Enabled",
+                 "slowdownTempC": 89, "computeMode": "Default",
+                 "mig": [
+                    {"uuid": "MIG-1111", "profile": "3g.20gb", "totalMb": 19968, "usedMb": 4000},
+                    {"uuid": "MIG-2222", "profile": "2g.10gb", "totalMb": 9856, "usedMb": 0}
+                 ]},
+                {"name": "NVIDIA GeForce RTX 4090", "uuid": "GPU-4090", "totalMb": 24564,
+                 "usedMb": 0, "migMode": "[N/A]", "computeMode": "Exclusive_Process",
+                 "slowdownTempC": 92}
+            ],
+            "apps": [{"pid": 77, "gpuUuid": "GPU-a100", "usedMb": "[N/A]"}]
+        })
+    }
+
+    #[test]
+    fn mig_instances_come_from_the_listing_with_their_memory() {
+        let fake = FakeState::new(mig_state());
+        let mut probe = fake.probe(OK_TIMEOUT);
+        let r = probe.read().unwrap();
+        let ids: Vec<_> = r
+            .gpus
+            .iter()
+            .map(|g| (g.index, g.device_id.as_str()))
+            .collect();
+        assert_eq!(ids, [(1000, "MIG-1111"), (1001, "MIG-2222"), (1, "1")]);
+        let a = &r.gpus[0];
+        assert_eq!(a.uuid, "MIG-1111");
+        assert_eq!(a.name, "NVIDIA A100-SXM4-40GB MIG 3g.20gb");
+        assert_eq!(a.parent_index, Some(0));
+        assert_eq!(a.parent_uuid.as_deref(), Some("GPU-a100"));
+        assert_eq!(a.mig_index, Some(0));
+        assert_eq!(a.mig_mode, Some(true));
+        assert_eq!(a.memory_total_mb, Some(19968));
+        assert_eq!(a.memory_used_mb, Some(4000));
+        assert_eq!(a.memory_free_mb, Some(15968));
+        assert_eq!(a.temperature_c, Some(55.0));
+        assert_eq!(a.slowdown_temp_c, Some(89.0));
+        assert_eq!(a.utilization_pct, None);
+        assert_eq!(a.unreadable, vec![field::UTILIZATION]);
+        assert_eq!(a.failure, None);
+        assert_eq!(r.gpus[1].memory_free_mb, Some(9856));
+        let plain = &r.gpus[2];
+        assert_eq!(plain.compute_mode, ComputeMode::ExclusiveProcess);
+        assert_eq!(plain.mig_mode, None);
+        assert_eq!(plain.slowdown_temp_c, Some(92.0));
+        // Under MIG nvidia-smi lists processes under the parent's uuid.
+        assert_eq!(r.processes[0].gpu_uuid, "GPU-a100");
+        // gpus, details, list, apps.
+        assert_eq!(fake.calls(), 4);
+        // While MIG is on, details and the listing are read every time.
+        probe.read().unwrap();
+        assert_eq!(fake.calls(), 8);
+
+        // The old uuid spelling.
+        let mut state = mig_state();
+        state["listFormat"] = "old".into();
+        state["gpus"][0]["mig"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("uuid");
+        fake.set(state);
+        let r = probe.read().unwrap();
+        assert_eq!(r.gpus[0].device_id, "MIG-GPU-a100/1/0");
+        assert_eq!(r.gpus[1].device_id, "MIG-2222");
+    }
+
+    #[test]
+    fn a_mig_gpu_whose_instances_cannot_be_listed_is_failed() {
+        let mut state = mig_state();
+        state["queryModes"] = serde_json::json!({"list": "fail"});
+        let fake = FakeState::new(state);
+        let r = fake.probe(OK_TIMEOUT).read().unwrap();
+        assert_eq!(r.gpus.len(), 2);
+        let g = &r.gpus[0];
+        assert_eq!((g.index, g.device_id.as_str()), (0, "0"));
+        let f = g.failure.as_ref().unwrap();
+        assert_eq!(f.kind, FailureKind::MigNotEnumerable);
+        assert!(f.message.contains("cannot be listed"), "{}", f.message);
+        assert!(r.gpus[1].failure.is_none());
+
+        // MIG on, no instance created.
+        let mut state = mig_state();
+        state["gpus"][0]["mig"] = serde_json::json!([]);
+        fake.set(state);
+        let r = fake.probe(OK_TIMEOUT).read().unwrap();
+        let f = r.gpus[0].failure.as_ref().unwrap();
+        assert_eq!(f.kind, FailureKind::MigNotEnumerable);
+        assert!(
+            f.message.contains("lists no MIG instances"),
+            "{}",
+            f.message
+        );
+
+        // No details: the instances are listed, their memory unreadable.
+        let mut state = mig_state();
+        state["queryModes"] = serde_json::json!({"details": "fail"});
+        fake.set(state);
+        let r = fake.probe(OK_TIMEOUT).read().unwrap();
+        assert_eq!(r.gpus[0].device_id, "MIG-1111");
+        assert_eq!(r.gpus[0].memory_free_mb, None);
+        assert!(
+            r.gpus[0]
+                .unreadable
+                .contains(&field::MEMORY_FREE.to_string())
+        );
+        assert_eq!(r.gpus[0].slowdown_temp_c, None);
+    }
+
+    #[test]
+    fn fields_an_old_driver_refuses_are_dropped_once() {
+        let mut state = two_gpus();
+        state["invalidFields"] = serde_json::json!(["mig.mode.current"]);
+        state["gpus"][0]["computeMode"] = "Prohibited".into();
+        let fake = FakeState::new(state.clone());
+        let mut probe = fake.probe(OK_TIMEOUT);
+        let r = probe.read().unwrap();
+        assert_eq!(r.gpus.len(), 2);
+        assert_eq!(r.gpus[0].compute_mode, ComputeMode::Prohibited);
+        assert_eq!(r.gpus[0].mig_mode, None);
+        // Refused query, simpler query, details, apps; then two calls a read.
+        assert_eq!(fake.calls(), 4);
+        probe.read().unwrap();
+        assert_eq!(fake.calls(), 6);
+
+        state["invalidFields"] = serde_json::json!(["mig.mode.current", "compute_mode"]);
+        fake.set(state);
+        let r = fake.probe(OK_TIMEOUT).read().unwrap();
+        assert_eq!(r.gpus[0].compute_mode, ComputeMode::Unknown);
+        assert_eq!(r.gpus[0].memory_free_mb, Some(39960));
+    }
+
+    #[test]
+    fn a_gpu_nvidia_smi_cannot_open_does_not_hide_the_others() {
+        let mut state = two_gpus();
+        state["gpus"][0]["handleError"] =
+            "GPU is lost. Reboot the system to recover this GPU".into();
+        let fake = FakeState::new(state);
+        let r = fake.probe(OK_TIMEOUT).read().unwrap();
+        assert_eq!(r.gpus.len(), 2);
+        let lost = &r.gpus[0];
+        assert_eq!(lost.index, 0);
+        assert_eq!(lost.failure.as_ref().unwrap().kind, FailureKind::Lost);
+        assert!(
+            lost.failure
+                .as_ref()
+                .unwrap()
+                .message
+                .contains("PCI 00000000:01:00.0"),
+            "{:?}",
+            lost.failure
+        );
+        assert_eq!(r.gpus[1].uuid, "GPU-bbbb");
+        assert!(r.gpus[1].failure.is_none());
+
+        // The other GPU in MIG mode: its instances are still listed, with memory.
+        let mut state = mig_state();
+        state["gpus"][1]["handleError"] = "Unknown Error".into();
+        fake.set(state);
+        let r = fake.probe(OK_TIMEOUT).read().unwrap();
+        let ids: Vec<_> = r.gpus.iter().map(|g| g.device_id.as_str()).collect();
+        assert_eq!(ids, ["MIG-1111", "MIG-2222", "1"]);
+        assert_eq!(r.gpus[0].memory_free_mb, Some(15968));
+        assert_eq!(r.gpus[0].slowdown_temp_c, Some(89.0));
+        assert_eq!(r.gpus[2].failure.as_ref().unwrap().kind, FailureKind::Other);
+    }
+
+    #[test]
+    fn slowdown_temperatures_are_read_once_per_gpu() {
+        let mut state = two_gpus();
+        state["gpus"][1]["slowdownTempC"] = 87.into();
+        let fake = FakeState::new(state.clone());
+        let mut probe = fake.probe(OK_TIMEOUT);
+        let r = probe.read().unwrap();
+        assert_eq!(r.gpus[0].slowdown_temp_c, None);
+        assert_eq!(r.gpus[1].slowdown_temp_c, Some(87.0));
+        assert_eq!(fake.calls(), 3);
+        let r = probe.read().unwrap();
+        assert_eq!(r.gpus[1].slowdown_temp_c, Some(87.0));
+        assert_eq!(fake.calls(), 5);
+        // A failing -q costs the slowdown temperature only.
+        state["queryModes"] = serde_json::json!({"details": "hang"});
+        state["hangSeconds"] = 30.into();
+        fake.set(state);
+        let r = fake.probe(Duration::from_secs(1)).read().unwrap();
+        assert_eq!(r.gpus.len(), 2);
+        assert_eq!(r.gpus[1].slowdown_temp_c, None);
+    }
+
+    #[test]
+    fn the_read_bound_covers_every_call_of_a_read() {
+        let p = NvidiaSmiProbe::new(Duration::from_secs(5));
+        assert_eq!(p.read_bound(), Some(Duration::from_secs(31)));
     }
 }

@@ -1,16 +1,18 @@
 //! Choosing the probe from `gpu.probe` (`auto` | `nvml` | `nvidia-smi` | `none`).
 
+use super::bounded::GpuReader;
 use super::nvidia_smi::{DEFAULT_PROGRAM, NvidiaSmiProbe};
-use super::nvml::{DEFAULT_LIBRARIES, NvmlProbe};
-use super::types::{GpuProbe, ProbeError, ProbeKind};
+use super::nvml::{self, DEFAULT_LIBRARIES, NvmlProbe};
+use super::types::{ProbeError, ProbeKind};
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
 /// The probe chosen, and why, for `backprop status`.
 pub struct Selected {
-    /// None: GPUs are not probed (none configured, none found, or NVML failed).
-    pub probe: Option<Box<dyn GpuProbe>>,
+    /// None: GPUs are not probed (none configured, none found, or NVML failed). Each
+    /// read runs on the reader's own thread, bounded.
+    pub probe: Option<GpuReader>,
     pub kind: ProbeKind,
     /// Why the choice is what it is, when that is worth telling: why NVML was skipped
     /// under `auto`, or why the configured probe is missing. Under `auto` this is for
@@ -32,7 +34,8 @@ impl std::fmt::Debug for Selected {
 /// How the probes are made. [`ProbeOptions::new`] gives the defaults.
 #[derive(Clone, Debug)]
 pub struct ProbeOptions {
-    /// Bound on each nvidia-smi call (config gpu.probeTimeout, default 5 s).
+    /// Bound on each nvidia-smi call and on each NVML read (config gpu.probeTimeout,
+    /// default 5 s).
     pub timeout: Duration,
     /// `nvidia-smi`, looked up on the search path at each call, or a path.
     pub nvidia_smi_program: PathBuf,
@@ -77,10 +80,23 @@ pub fn open_probe(kind: &str, timeout: Duration) -> Selected {
 /// - `nvml`: NVML, or no probe and a note saying why (GPUs are then unknown).
 /// - `nvidia-smi`: the nvidia-smi probe, even if the program is missing now (reads
 ///   then fail with `NotFound`, which is shown).
-/// - `auto`: NVML if it loads, else nvidia-smi if it is on the search path now, else
-///   none; quietly (the note says why NVML was skipped, for `backprop status`).
+/// - `auto`: NVML if it loads and its first read (bounded) gets something from at least
+///   one GPU; else nvidia-smi if it is on the search path now; else NVML if it loaded
+///   (its failures are then shown), else none. Quietly: the note says why NVML was
+///   skipped, for `backprop status`.
 /// - anything else: no probe and a note.
 pub fn open_probe_with(kind: &str, opts: &ProbeOptions) -> Selected {
+    select(kind, opts, || {
+        NvmlProbe::with_libraries(&opts.nvml_libraries)
+    })
+}
+
+/// [`open_probe_with`], with NVML opened by `open_nvml` (tests: a scripted NVML).
+pub(crate) fn select(
+    kind: &str,
+    opts: &ProbeOptions,
+    open_nvml: impl FnOnce() -> Result<NvmlProbe, ProbeError>,
+) -> Selected {
     let none = |note: Option<String>| Selected {
         probe: None,
         kind: ProbeKind::None,
@@ -88,8 +104,8 @@ pub fn open_probe_with(kind: &str, opts: &ProbeOptions) -> Selected {
     };
     match kind {
         "none" => none(None),
-        "nvml" => match NvmlProbe::with_libraries(&opts.nvml_libraries) {
-            Ok(p) => nvml(p),
+        "nvml" => match open_nvml() {
+            Ok(p) => nvml(p, opts),
             Err(e) => none(Some(format!(
                 "gpu.probe is nvml but NVML could not be loaded ({}); GPUs are treated as unknown: \
                  install the NVIDIA driver or set gpu.probe to nvidia-smi or none",
@@ -97,35 +113,70 @@ pub fn open_probe_with(kind: &str, opts: &ProbeOptions) -> Selected {
             ))),
         },
         "nvidia-smi" => Selected {
-            probe: Some(Box::new(opts.nvidia_smi())),
+            probe: Some(GpuReader::new(Box::new(opts.nvidia_smi()), opts.timeout)),
             kind: ProbeKind::NvidiaSmi,
             note: None,
         },
         "auto" => {
-            let nvml_error = match NvmlProbe::with_libraries(&opts.nvml_libraries) {
-                Ok(p) => return nvml(p),
-                Err(e) => e,
+            // NVML that loaded but read nothing: kept only if nvidia-smi is missing too.
+            let (loaded, nvml_reason) = match open_nvml() {
+                Ok(p) => {
+                    let mut reader = GpuReader::new(Box::new(p), opts.timeout);
+                    match reader.read() {
+                        Ok(r) if !nvml::read_nothing(&r) => {
+                            return Selected {
+                                probe: Some(reader),
+                                kind: ProbeKind::Nvml,
+                                note: None,
+                            };
+                        }
+                        Ok(r) => {
+                            let why = r
+                                .gpus
+                                .iter()
+                                .find_map(|g| g.failure.as_ref())
+                                .map(|f| f.message.clone())
+                                .unwrap_or_default();
+                            (Some(reader), format!("NVML loaded but read no GPU ({why})"))
+                        }
+                        Err(e) => (
+                            Some(reader),
+                            format!("NVML loaded but its first read failed ({e})"),
+                        ),
+                    }
+                }
+                Err(e) => (None, nvml_reason(&e)),
             };
             let smi = opts.nvidia_smi();
             match smi.locate() {
                 Ok(path) => {
-                    tracing::debug!(path = %path.display(), %nvml_error, "GPU probe: nvidia-smi");
+                    tracing::debug!(path = %path.display(), %nvml_reason, "GPU probe: nvidia-smi");
                     Selected {
-                        probe: Some(Box::new(smi)),
+                        probe: Some(GpuReader::new(Box::new(smi), opts.timeout)),
                         kind: ProbeKind::NvidiaSmi,
-                        note: Some(format!("NVML skipped: {}", nvml_reason(&nvml_error))),
+                        note: Some(format!("NVML skipped: {nvml_reason}")),
                     }
                 }
                 Err(smi_error) => {
-                    tracing::debug!(%nvml_error, %smi_error, "GPU probe: none (CPU only)");
                     let where_ = if smi.program().components().count() > 1 {
                         ""
                     } else {
                         " on PATH"
                     };
+                    if let Some(reader) = loaded {
+                        tracing::debug!(%nvml_reason, %smi_error, "GPU probe: NVML (nothing better)");
+                        return Selected {
+                            probe: Some(reader),
+                            kind: ProbeKind::Nvml,
+                            note: Some(format!(
+                                "{nvml_reason}; {} not found{where_} to use instead",
+                                smi.program().display()
+                            )),
+                        };
+                    }
+                    tracing::debug!(%nvml_reason, %smi_error, "GPU probe: none (CPU only)");
                     none(Some(format!(
-                        "no GPU probe (CPU only): NVML skipped ({}) and {} not found{where_}",
-                        nvml_reason(&nvml_error),
+                        "no GPU probe (CPU only): NVML skipped ({nvml_reason}) and {} not found{where_}",
                         smi.program().display()
                     )))
                 }
@@ -145,9 +196,9 @@ fn nvml_reason(e: &ProbeError) -> String {
     }
 }
 
-fn nvml(p: NvmlProbe) -> Selected {
+fn nvml(p: NvmlProbe, opts: &ProbeOptions) -> Selected {
     Selected {
-        probe: Some(Box::new(p)),
+        probe: Some(GpuReader::new(Box::new(p), opts.timeout)),
         kind: ProbeKind::Nvml,
         note: None,
     }
@@ -258,5 +309,82 @@ mod tests {
         let s = open_probe("cuda", T);
         assert!(s.probe.is_none());
         assert!(s.note.unwrap().contains("unknown gpu.probe 'cuda'"));
+    }
+
+    fn scripted(gpus: Vec<crate::gpu::nvml::scripted::ScriptedGpu>) -> NvmlProbe {
+        NvmlProbe::with_api(Box::new(crate::gpu::nvml::scripted::ScriptedNvml::new(
+            gpus,
+        )))
+    }
+
+    #[test]
+    fn auto_keeps_nvml_that_reads_a_gpu() {
+        use crate::gpu::nvml::scripted::{Fail, ScriptedGpu};
+        let empty = tempfile::tempdir().unwrap();
+        let o = no_nvml(empty.path().into());
+        let gpus = vec![ScriptedGpu::failing(Fail::GpuLost), ScriptedGpu::healthy(1)];
+        let mut s = select("auto", &o, || Ok(scripted(gpus)));
+        assert_eq!(s.kind, ProbeKind::Nvml);
+        assert_eq!(s.note, None);
+        let (r, err) = crate::gpu::read_with_error(&mut s.probe);
+        assert_eq!(err, None);
+        assert_eq!(r.gpus.len(), 2);
+    }
+
+    #[test]
+    fn auto_switches_to_nvidia_smi_when_nvml_reads_no_gpu() {
+        use crate::gpu::nvml::scripted::{Fail, ScriptedGpu};
+        let fake = fake_state();
+        let mut o = no_nvml(fake_dir().into());
+        o.env
+            .push(("FAKE_NVIDIA_SMI_STATE".into(), fake.state_file().into()));
+        let gpus = vec![ScriptedGpu::all_calls_fail(Fail::NoPermission)];
+        let mut s = select("auto", &o, || Ok(scripted(gpus)));
+        assert_eq!(s.kind, ProbeKind::NvidiaSmi);
+        let note = s.note.clone().unwrap();
+        assert!(
+            note.starts_with(
+                "NVML skipped: NVML loaded but read no GPU (GPU 0: NVML reads nothing"
+            ),
+            "{note}"
+        );
+        let (r, err) = crate::gpu::read_with_error(&mut s.probe);
+        assert_eq!(err, None);
+        assert_eq!(r.gpus[0].name, "Tesla T4");
+
+        // Its first read failing outright counts the same.
+        let mut nvml = crate::gpu::nvml::scripted::ScriptedNvml::new(vec![]);
+        nvml.count = Some(Err(Fail::Unknown));
+        let s = select("auto", &o, || Ok(NvmlProbe::with_api(Box::new(nvml))));
+        assert_eq!(s.kind, ProbeKind::NvidiaSmi);
+        let note = s.note.unwrap();
+        assert!(note.contains("its first read failed"), "{note}");
+
+        // Without nvidia-smi, NVML stays, to show what fails.
+        let empty = tempfile::tempdir().unwrap();
+        let gpus = vec![ScriptedGpu::failing(Fail::GpuLost)];
+        let mut s = select("auto", &no_nvml(empty.path().into()), || Ok(scripted(gpus)));
+        assert_eq!(s.kind, ProbeKind::Nvml);
+        let note = s.note.clone().unwrap();
+        assert!(note.contains("read no GPU"), "{note}");
+        assert!(
+            note.ends_with("nvidia-smi not found on PATH to use instead"),
+            "{note}"
+        );
+        let (r, _) = crate::gpu::read_with_error(&mut s.probe);
+        assert_eq!(
+            r.gpus[0].failure.as_ref().unwrap().kind,
+            crate::gpu::FailureKind::Lost
+        );
+    }
+
+    #[test]
+    fn explicit_nvml_keeps_a_failing_nvml() {
+        use crate::gpu::nvml::scripted::{Fail, ScriptedGpu};
+        let o = no_nvml(fake_dir().into());
+        let gpus = vec![ScriptedGpu::failing(Fail::NoPermission)];
+        let s = select("nvml", &o, || Ok(scripted(gpus)));
+        assert_eq!(s.kind, ProbeKind::Nvml);
+        assert_eq!(s.note, None);
     }
 }

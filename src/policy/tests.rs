@@ -15,6 +15,7 @@ pub(crate) fn gpu(index: u32, free_mb: u64, temp: f64) -> GpuInfo {
         temperature_c: Some(temp),
         utilization_pct: Some(0.0),
         unreadable: vec![],
+        ..Default::default()
     }
 }
 
