@@ -85,6 +85,11 @@ pub fn admit(ex: &mut Experiments, ask: &Ask, home: &Path, host: &str, now: u64)
                 id: &r.id,
                 pgid: attempt.pid?,
                 run_dir: home.join("runs").join(&r.id).display().to_string(),
+                uuids: r
+                    .gpu_lease
+                    .as_ref()
+                    .map(|l| l.uuids.clone())
+                    .unwrap_or_default(),
             })
         })
         .collect();

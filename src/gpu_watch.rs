@@ -8,14 +8,15 @@ use crate::thermal;
 /// What a GPU run is watched for.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GpuWatch {
-    pub max_temp_c: f64,
-    pub resume_temp_c: f64,
+    pub thermal: thermal::Limits,
     /// The run's `gpuMemoryLimit` in MB, when it has one.
     pub memory_limit_mb: Option<u64>,
     /// `gpu.memoryLimitAction` is `stop`.
     pub stop_over_limit: bool,
     /// MB reserved on each of the run's GPUs.
     pub reserved_mb: u64,
+    /// How long a paused run waits for a lost GPU to come back before it is stopped.
+    pub lost_grace_ms: u64,
 }
 
 /// What the watch remembers between readings.
@@ -26,11 +27,17 @@ pub struct WatchState {
     warned_unenforceable: bool,
     /// GPUs on which memory taken by others was already reported (until it is given back).
     crowded: Vec<u32>,
+    /// When one of the run's GPUs was first seen lost (until it is back).
+    lost_since_ms: Option<u64>,
 }
 
 /// One reading of the run's own GPUs.
 pub struct Reading<'a> {
+    /// The run's devices in this reading (a device missing from it is lost).
     pub gpus: &'a [&'a GpuInfo],
+    /// How many devices the run holds.
+    pub held: usize,
+    pub now_ms: u64,
     /// The run's processes' memory use on its GPUs; None when it cannot be read here.
     pub run_used_mb: Option<u64>,
 }
@@ -48,16 +55,45 @@ pub enum Action {
     LimitUnenforceable(String),
     /// Other processes took memory the run reserved on one of its GPUs.
     MemoryTaken(String),
+    /// Paused on a GPU that is lost for longer than the grace: stop the run.
+    GpuLost(String),
 }
 
 pub fn watch(state: &mut WatchState, watch: &GpuWatch, reading: &Reading) -> Vec<Action> {
     let mut actions = Vec::new();
-    let temps: Vec<(u32, Option<f64>)> = reading
+    let lost = reading.gpus.len() < reading.held
+        || reading.gpus.iter().any(|g| {
+            g.failure
+                .as_ref()
+                .is_some_and(|f| f.kind == crate::gpu::FailureKind::Lost)
+        });
+    if !lost {
+        state.lost_since_ms = None;
+    } else if state.paused {
+        let since = *state.lost_since_ms.get_or_insert(reading.now_ms);
+        if reading.now_ms.saturating_sub(since) >= watch.lost_grace_ms {
+            actions.push(Action::GpuLost(
+                "a GPU of this paused run is lost (fell off the bus or was reset); it cannot \
+                 resume there"
+                    .to_string(),
+            ));
+            return actions;
+        }
+    }
+    let temps: Vec<thermal::Reading> = reading
         .gpus
         .iter()
-        .map(|g| (g.index, g.temperature_c))
+        .map(|g| {
+            let (max_c, resume_c) = watch.thermal.for_gpu(g);
+            thermal::Reading {
+                index: g.index,
+                temp_c: g.temperature_c,
+                max_c,
+                resume_c,
+            }
+        })
         .collect();
-    match thermal::decide(state.paused, &temps, watch.max_temp_c, watch.resume_temp_c) {
+    match thermal::decide(state.paused, &temps) {
         thermal::Action::Pause(why) => {
             state.paused = true;
             actions.push(Action::Pause(why));
@@ -122,11 +158,11 @@ mod tests {
 
     fn watched(limit: Option<u64>, stop: bool) -> GpuWatch {
         GpuWatch {
-            max_temp_c: 85.0,
-            resume_temp_c: 80.0,
+            thermal: thermal::Limits::default(),
             memory_limit_mb: limit,
             stop_over_limit: stop,
             reserved_mb: 8000,
+            lost_grace_ms: 1000,
         }
     }
 
@@ -139,6 +175,8 @@ mod tests {
             &watched(None, false),
             &Reading {
                 gpus: &[&hot],
+                held: 1,
+                now_ms: 0,
                 run_used_mb: Some(8000),
             },
         );
@@ -149,6 +187,8 @@ mod tests {
             &watched(None, false),
             &Reading {
                 gpus: &[&cool],
+                held: 1,
+                now_ms: 0,
                 run_used_mb: Some(8000),
             },
         );
@@ -161,6 +201,8 @@ mod tests {
         let g = gpu(30_000, 40.0);
         let reading = Reading {
             gpus: &[&g],
+            held: 1,
+            now_ms: 0,
             run_used_mb: Some(9000),
         };
         let actions = watch(&mut state, &watched(Some(8000), true), &reading);
@@ -177,6 +219,8 @@ mod tests {
         let g = gpu(1_000, 40.0);
         let reading = Reading {
             gpus: &[&g],
+            held: 1,
+            now_ms: 0,
             run_used_mb: None,
         };
         let actions = watch(&mut state, &watched(Some(8000), true), &reading);
@@ -189,11 +233,59 @@ mod tests {
     }
 
     #[test]
+    fn a_run_paused_on_a_lost_gpu_is_stopped_after_the_grace() {
+        let mut state = WatchState::default();
+        let hot = gpu(30_000, 95.0);
+        let w = watched(None, false);
+        let first = watch(
+            &mut state,
+            &w,
+            &Reading {
+                gpus: &[&hot],
+                held: 1,
+                now_ms: 0,
+                run_used_mb: Some(1),
+            },
+        );
+        assert!(matches!(first.as_slice(), [Action::Pause(_)]));
+        // The GPU disappears from the readings: not at once, but after the grace.
+        assert!(
+            watch(
+                &mut state,
+                &w,
+                &Reading {
+                    gpus: &[],
+                    held: 1,
+                    now_ms: 500,
+                    run_used_mb: None
+                }
+            )
+            .is_empty()
+        );
+        let later = watch(
+            &mut state,
+            &w,
+            &Reading {
+                gpus: &[],
+                held: 1,
+                now_ms: 1600,
+                run_used_mb: None,
+            },
+        );
+        assert!(
+            matches!(later.as_slice(), [Action::GpuLost(_)]),
+            "{later:?}"
+        );
+    }
+
+    #[test]
     fn memory_taken_by_others_is_reported_once_per_episode() {
         let mut state = WatchState::default();
         let crowded = gpu(2_000, 40.0);
         let reading = Reading {
             gpus: &[&crowded],
+            held: 1,
+            now_ms: 0,
             run_used_mb: Some(1000),
         };
         let actions = watch(&mut state, &watched(None, false), &reading);
@@ -209,6 +301,8 @@ mod tests {
                 &watched(None, false),
                 &Reading {
                     gpus: &[&roomy],
+                    held: 1,
+                    now_ms: 0,
                     run_used_mb: Some(1000)
                 }
             )

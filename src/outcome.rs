@@ -16,6 +16,8 @@ pub enum StopCause {
     Timebox,
     User,
     GpuMemoryLimit,
+    /// Paused on a GPU that fell off the bus: it could never resume.
+    GpuLost,
 }
 
 impl StopCause {
@@ -24,6 +26,7 @@ impl StopCause {
             StopCause::Timebox => "timebox",
             StopCause::User => "user",
             StopCause::GpuMemoryLimit => "gpu_memory_limit",
+            StopCause::GpuLost => "gpu_lost",
         }
     }
 }

@@ -15,6 +15,9 @@ pub struct LiveAttempt<'a> {
     pub pgid: u32,
     /// `BACKPROP_RUN_DIR` as the run's processes carry it.
     pub run_dir: String,
+    /// The devices it holds (a process listed under a MIG instance's parent GPU is counted
+    /// on the instance the run holds there).
+    pub uuids: Vec<String>,
 }
 
 /// Per GPU uuid, who uses its memory.
@@ -69,19 +72,46 @@ pub fn attribute_with(
             )
         })
         .collect();
+    // Under MIG, nvidia-smi lists processes under the parent GPU's uuid.
+    let instances_of = |parent: &str| -> Vec<String> {
+        gpus.iter()
+            .filter(|g| g.parent_uuid.as_deref() == Some(parent))
+            .map(|g| g.uuid.clone())
+            .collect()
+    };
     for process in processes {
-        let Some(gpu) = out.get_mut(&process.gpu_uuid) else {
+        let group = facts.group_of(process.pid);
+        let owner = group.and_then(|group| {
+            runs.iter().find(|r| r.pgid == group).or_else(|| {
+                let dir = facts.run_dir_of(process.pid)?;
+                runs.iter().find(|r| r.run_dir == dir)
+            })
+        });
+        let device = if out.contains_key(&process.gpu_uuid) {
+            process.gpu_uuid.clone()
+        } else {
+            let instances = instances_of(&process.gpu_uuid);
+            match owner.and_then(|run| instances.iter().find(|u| run.uuids.contains(u))) {
+                Some(instance) => instance.clone(),
+                None => {
+                    // Somebody's use of some instance of that GPU: not attributable.
+                    for instance in instances {
+                        if let Some(gpu) = out.get_mut(&instance) {
+                            gpu.attributable = false;
+                        }
+                    }
+                    continue;
+                }
+            }
+        };
+        let Some(gpu) = out.get_mut(&device) else {
             continue;
         };
-        let Some(group) = facts.group_of(process.pid) else {
+        if group.is_none() {
             // Listed by the driver but invisible here (another PID namespace).
             gpu.attributable = false;
             continue;
-        };
-        let owner = runs.iter().find(|r| r.pgid == group).or_else(|| {
-            let dir = facts.run_dir_of(process.pid)?;
-            runs.iter().find(|r| r.run_dir == dir)
-        });
+        }
         match (owner, process.used_mb) {
             (Some(run), Some(mb)) => *gpu.runs.entry(run.id.clone()).or_default() += mb,
             (Some(run), None) => {
@@ -135,11 +165,13 @@ mod tests {
                 id: &a,
                 pgid: 100,
                 run_dir: "/h/runs/a".into(),
+                uuids: vec!["G0".into()],
             },
             LiveAttempt {
                 id: &b,
                 pgid: 300,
                 run_dir: "/h/runs/b".into(),
+                uuids: vec!["G1".into()],
             },
         ];
         let processes = [
@@ -158,6 +190,28 @@ mod tests {
             "a daemon outside the group"
         );
         assert!(!used["G2"].attributable, "pid 999 is not visible here");
+    }
+
+    #[test]
+    fn a_process_listed_under_a_mig_parent_counts_on_the_instance_its_run_holds() {
+        let a = RunId::parse("a").unwrap();
+        let instance = |uuid: &str| {
+            let mut g = gpu(uuid);
+            g.parent_uuid = Some("GPU-P".into());
+            g
+        };
+        let runs = [LiveAttempt {
+            id: &a,
+            pgid: 100,
+            run_dir: "/h/runs/a".into(),
+            uuids: vec!["MIG-2".into()],
+        }];
+        let gpus = [instance("MIG-1"), instance("MIG-2")];
+        let used = attribute_with(&gpus, &[process(101, "GPU-P", Some(900))], &runs, &Fake);
+        assert_eq!(used["MIG-2"].runs[&a], 900);
+        assert!(used["MIG-1"].attributable);
+        let used = attribute_with(&gpus, &[process(201, "GPU-P", Some(900))], &runs, &Fake);
+        assert!(!used["MIG-1"].attributable && !used["MIG-2"].attributable);
     }
 
     #[test]

@@ -404,3 +404,96 @@ fn stop_all_speaks_only_of_active_runs() {
         "{text}"
     );
 }
+
+#[test]
+fn a_run_on_a_mig_instance_gets_the_instances_uuid_and_its_memory() {
+    let g = GpuEnv::new(json!({"mode": "ok", "gpus": [{
+        "name": "NVIDIA A100-SXM4-40GB", "uuid": "GPU-aaaa", "totalMb": 40960, "usedMb": 0,
+        "tempC": 40, "utilPct": 0, "migMode": "Enabled",
+        "mig": [{"uuid": "MIG-1111", "profile": "3g.20gb", "totalMb": 19968, "usedMb": 11, "freeMb": 19957},
+                {"uuid": "MIG-2222", "profile": "3g.20gb", "totalMb": 19968, "usedMb": 11, "freeMb": 19957}]}]}));
+    let a = env_dump(&g, "a", &["-g", "15"], "3")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = g.run(&[
+        "run",
+        &script("env_dump.py"),
+        "-q",
+        "-g",
+        "15",
+        "--run-id",
+        "b",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    expect_all_succeed(vec![a]);
+    let mut devices = vec![
+        g.script_env("a")["CUDA_VISIBLE_DEVICES"].clone(),
+        g.script_env("b")["CUDA_VISIBLE_DEVICES"].clone(),
+    ];
+    devices.sort_by_key(|d| d.to_string());
+    assert_eq!(devices, [json!("MIG-1111"), json!("MIG-2222")]);
+    // The memory hint is a share of the instance, not of the whole GPU.
+    let fraction: f64 = g.script_env("a")["BACKPROP_GPU_MEMORY_FRACTION"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(fraction > 0.7, "{fraction}");
+}
+
+#[test]
+fn inherited_uuids_stay_uuids_and_unknown_ones_pass_through() {
+    let mut a = gpu(30_000, json!(40));
+    a["uuid"] = json!("GPU-aaaa-1111");
+    let mut b = gpu(20_000, json!(40));
+    b["uuid"] = json!("GPU-bbbb-2222");
+    let g = GpuEnv::new(json!({"mode": "ok", "gpus": [a, b]}));
+    let out = g
+        .cmd()
+        .env("CUDA_VISIBLE_DEVICES", "GPU-bbbb-2222")
+        .args(["run", &script("env_dump.py"), "-q", "--run-id", "uuid"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert_eq!(
+        g.script_env("uuid")["CUDA_VISIBLE_DEVICES"],
+        "GPU-bbbb-2222"
+    );
+    let out = g
+        .cmd()
+        .env("CUDA_VISIBLE_DEVICES", "MIG-not-probed")
+        .args(["run", &script("env_dump.py"), "-q", "--run-id", "unknown"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert_eq!(
+        g.script_env("unknown")["CUDA_VISIBLE_DEVICES"],
+        "MIG-not-probed"
+    );
+}
+
+#[test]
+fn an_exclusive_gpu_takes_one_run_and_a_prohibited_one_none() {
+    let mut exclusive = gpu(30_000, json!(40));
+    exclusive["computeMode"] = json!("Exclusive_Process");
+    let mut prohibited = gpu(30_000, json!(40));
+    prohibited["computeMode"] = json!("Prohibited");
+    let g = GpuEnv::new(json!({"mode": "ok", "gpus": [exclusive, prohibited]}));
+    let mut first = env_dump(&g, "first", &[], "4")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert_eq!(g.script_env("first")["CUDA_VISIBLE_DEVICES"], "0");
+    let out = g.run(&["run", "-q", "--no-wait", "--run-id", "second", "--", "true"]);
+    assert_eq!(out.status.code(), Some(75), "{}", stderr_of(&out));
+    let why = stderr_of(&out);
+    assert!(
+        why.contains("GPU 0: exclusive-process mode and already in use"),
+        "{why}"
+    );
+    assert!(why.contains("GPU 1: compute mode is prohibited"), "{why}");
+    assert!(first.wait().unwrap().success());
+}

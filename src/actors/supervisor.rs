@@ -34,8 +34,7 @@ pub struct Settings {
     /// Scripts' stdout goes to stderr, leaving stdout to `--json` data.
     pub stdout_to_stderr: bool,
     pub view: Arc<View>,
-    pub max_temp_c: f64,
-    pub resume_temp_c: f64,
+    pub thermal: crate::thermal::Limits,
     /// `gpu.memoryLimitAction` is `stop`.
     pub stop_over_memory_limit: bool,
 }
@@ -329,11 +328,11 @@ impl Supervisor {
             }
         };
         let gpu_watch = (!placement.uuids.is_empty()).then(|| GpuWatch {
-            max_temp_c: self.settings.max_temp_c,
-            resume_temp_c: self.settings.resume_temp_c,
+            thermal: self.settings.thermal,
             memory_limit_mb: placement.limit.map(|(mb, _)| mb),
             stop_over_limit: self.settings.stop_over_memory_limit,
             reserved_mb: placement.reserved_mb.unwrap_or(0),
+            lost_grace_ms: job.spec.options.grace.as_millis() as u64,
         });
         let attempt = worker::Attempt {
             gpu_watch,

@@ -432,6 +432,8 @@ impl Worker {
         }
         let reading = Reading {
             gpus: &mine,
+            held: self.attempt.placement.uuids.len(),
+            now_ms: now_ms(),
             run_used_mb,
         };
         for action in gpu_watch::watch(&mut self.watch, &watch, &reading) {
@@ -459,6 +461,17 @@ impl Worker {
                     crate::ui::warn(&format!("{}: {why}", self.attempt.run_id));
                     self.note("gpu_memory_taken", why);
                 }
+                Action::GpuLost(why) => {
+                    crate::ui::warn(&format!("{}: {why}; stopping it", self.attempt.run_id));
+                    self.note("gpu_lost", why);
+                    self.stop(
+                        ctx,
+                        Stop {
+                            cause: StopCause::GpuLost,
+                            force: false,
+                        },
+                    );
+                }
             }
         }
     }
@@ -469,6 +482,7 @@ impl Worker {
             id: &self.attempt.run_id,
             pgid: self.pid,
             run_dir: self.run_dir_text(),
+            uuids: self.attempt.placement.uuids.clone(),
         };
         let usage = crate::usage::attribute(&snapshot.gpu.gpus, &snapshot.gpu.processes, &[me]);
         let mut total = 0;

@@ -65,7 +65,7 @@ pub fn execute(global: &Global, args: StatusArgs) -> Result<i32, CliError> {
             "resourceError": snapshot.error,
             "gpus": gpus,
             "gpuProcesses": snapshot.gpu.processes,
-            "gpuProbe": {"kind": snapshot.gpu.probe, "error": snapshot.gpu.error, "note": snapshot.gpu.note, "takenMs": snapshot.gpu.taken_ms},
+            "gpuProbe": {"kind": snapshot.gpu.probe, "error": snapshot.gpu.error, "note": snapshot.gpu.note, "takenMs": snapshot.gpu.taken_ms, "visibleDevicesNote": visible_note(&snapshot.gpu)},
             "startBlockedBy": verdict,
             "runs": active,
         }));
@@ -148,8 +148,31 @@ fn gpu_list(gpus: &[u32]) -> String {
         .join(",")
 }
 
+/// Entries of an inherited CUDA_VISIBLE_DEVICES that no probed device matches: runs get
+/// them as given (a MIG id the probe cannot see, a GPU hidden from it).
+fn visible_note(gpu: &GpuState) -> Option<String> {
+    let inherited = std::env::var("CUDA_VISIBLE_DEVICES").ok()?;
+    let visible = crate::policy::Visible::parse(&inherited);
+    let unmatched: Vec<&str> = visible
+        .entries()
+        .filter(|entry| {
+            let one = crate::policy::Visible::parse(entry);
+            !gpu.gpus.iter().any(|g| one.entry_for(g).is_some())
+        })
+        .collect();
+    (!unmatched.is_empty() && gpu.error.is_none()).then(|| {
+        format!(
+            "CUDA_VISIBLE_DEVICES entries {} match no GPU the probe sees; runs are handed them as given",
+            unmatched.join(", ")
+        )
+    })
+}
+
 fn describe_gpus(gpu: &GpuState, holders: &HashMap<u32, Vec<String>>) -> String {
     let mut out = String::new();
+    if let Some(note) = visible_note(gpu) {
+        out.push_str(&format!("note  {note}\n"));
+    }
     let probe = gpu.probe.as_str();
     if gpu.gpus.is_empty() && gpu.error.is_none() {
         out.push_str(&format!(

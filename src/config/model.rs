@@ -50,8 +50,9 @@ pub struct GpuConfig {
     pub probe: GpuProbeKind,
     #[serde(rename = "minFreeVramMB")]
     pub min_free_vram_mb: u64,
-    pub max_temp_c: f64,
-    /// `None` = `max_temp_c - 5`; see [`GpuConfig::resume_temp_c`].
+    /// `None` = each GPU's slowdown threshold − 5 °C where reported, else 85 °C.
+    pub max_temp_c: Option<f64>,
+    /// `None` = 5 °C below the GPU's limit.
     pub resume_temp_c: Option<f64>,
     pub memory_limit_action: MemoryLimitAction,
     /// How long one probe (e.g. `nvidia-smi`) may take.
@@ -105,7 +106,7 @@ impl Default for GpuConfig {
         GpuConfig {
             probe: GpuProbeKind::Auto,
             min_free_vram_mb: 2500,
-            max_temp_c: 85.0,
+            max_temp_c: None,
             resume_temp_c: None,
             memory_limit_action: MemoryLimitAction::Warn,
             probe_timeout: Seconds::from_secs(5),
@@ -127,9 +128,12 @@ impl Default for SlurmConfig {
 }
 
 impl GpuConfig {
-    /// The temperature a paused run's GPU must cool to before it resumes.
-    pub fn resume_temp_c(&self) -> f64 {
-        self.resume_temp_c.unwrap_or(self.max_temp_c - 5.0)
+    /// The thermal limits, per GPU where they are not set.
+    pub fn thermal(&self) -> crate::thermal::Limits {
+        crate::thermal::Limits {
+            max_c: self.max_temp_c,
+            resume_c: self.resume_temp_c,
+        }
     }
 }
 

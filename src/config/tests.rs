@@ -79,8 +79,9 @@ fn defaults_without_a_file() {
     assert_eq!(c.executor, Executor::Local);
     assert_eq!(c.gpu.probe, GpuProbeKind::Auto);
     assert_eq!(c.gpu.min_free_vram_mb, 2500);
-    assert_eq!(c.gpu.max_temp_c, 85.0);
-    assert_eq!(c.gpu.resume_temp_c(), 80.0);
+    assert_eq!(c.gpu.max_temp_c, None);
+    let plain = crate::gpu::GpuInfo::new(0, "GPU-0", "T4");
+    assert_eq!(c.gpu.thermal().for_gpu(&plain), (85.0, 80.0));
     assert_eq!(c.gpu.memory_limit_action, MemoryLimitAction::Warn);
     assert_eq!(c.slurm.time_margin.duration(), Duration::from_secs(300));
     assert!(c.experiments.is_empty());
@@ -153,7 +154,7 @@ fn environment_beats_the_file() {
         loaded.config.max_run_minutes.duration(),
         Duration::from_secs(45 * 60)
     );
-    assert_eq!(loaded.config.gpu.max_temp_c, 75.0);
+    assert_eq!(loaded.config.gpu.max_temp_c, Some(75.0));
     assert_eq!(loaded.config.slurm.extra_args, vec!["--mem=32G"]);
     assert_eq!(loaded.config.interpreter, "/opt/py/bin/python");
     assert_eq!(
@@ -198,11 +199,12 @@ fn nested_keys_merge_deeply() {
     req.flags = vec![flag("--gpu-max-temp", "gpu.maxTempC", json!(70.0))];
     let loaded = load(req).unwrap();
     let gpu = &loaded.config.gpu;
-    assert_eq!(gpu.max_temp_c, 70.0);
+    assert_eq!(gpu.max_temp_c, Some(70.0));
     assert_eq!(gpu.min_free_vram_mb, 4000);
     assert_eq!(gpu.probe, GpuProbeKind::NvidiaSmi);
     assert_eq!(gpu.memory_limit_action, MemoryLimitAction::Warn);
-    assert_eq!(gpu.resume_temp_c(), 65.0);
+    let plain = crate::gpu::GpuInfo::new(0, "GPU-0", "T4");
+    assert_eq!(gpu.thermal().for_gpu(&plain), (70.0, 65.0));
     assert_eq!(loaded.source_of("gpu.maxTempC"), "flag --gpu-max-temp");
     assert_eq!(loaded.source_of("gpu.minFreeVramMB"), FILE_NAME);
     assert_eq!(

@@ -49,11 +49,14 @@ pub(crate) fn validate(c: &Config, figment: &Figment) -> Result<(), ConfigError>
     if c.interpreter.trim().is_empty() {
         return fail("interpreter");
     }
-    if !c.gpu.max_temp_c.is_finite() {
+    if c.gpu.max_temp_c.is_some_and(|t| !t.is_finite()) {
         return fail("gpu.maxTempC");
     }
-    if let Some(resume) = c.gpu.resume_temp_c
-        && !(resume.is_finite() && resume < c.gpu.max_temp_c)
+    if c.gpu.resume_temp_c.is_some_and(|t| !t.is_finite()) {
+        return fail("gpu.resumeTempC");
+    }
+    if let (Some(resume), Some(max)) = (c.gpu.resume_temp_c, c.gpu.max_temp_c)
+        && resume >= max
     {
         let path = ["gpu".to_string(), "maxTempC".to_string()];
         let max = value_at(figment, &path);

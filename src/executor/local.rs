@@ -23,8 +23,7 @@ pub fn system_config(config: &Config, output: Output) -> SystemConfig {
             quiet: output.quiet,
             stdout_to_stderr: output.json,
             view: View::new(Mode::detect(output.quiet)),
-            max_temp_c: config.gpu.max_temp_c,
-            resume_temp_c: config.gpu.resume_temp_c(),
+            thermal: config.gpu.thermal(),
             stop_over_memory_limit: config.gpu.memory_limit_action == MemoryLimitAction::Stop,
         },
         gpu_probe: config.gpu.probe,
@@ -41,7 +40,7 @@ pub fn policy_settings(config: &Config) -> policy::Settings {
             max_cpu_load: config.max_cpu_load,
         },
         min_free_vram_mb: config.gpu.min_free_vram_mb,
-        max_temp_c: config.gpu.max_temp_c,
+        thermal: config.gpu.thermal(),
         require_readings: config.gpu.require_readings,
         visible: std::env::var("CUDA_VISIBLE_DEVICES")
             .ok()

@@ -67,7 +67,7 @@ pub struct Waiter {
 pub struct Settings {
     pub gates: Thresholds,
     pub min_free_vram_mb: u64,
-    pub max_temp_c: f64,
+    pub thermal: crate::thermal::Limits,
     pub require_readings: bool,
     /// An inherited `CUDA_VISIBLE_DEVICES`, which bounds the GPUs handed out.
     pub visible: Option<Visible>,
@@ -216,9 +216,14 @@ fn without_placement(count: u32, snapshot: &Snapshot, settings: &Settings) -> Op
     if let Some(error) = &snapshot.gpu.error {
         return Some(Decision::Wait(probe_wait_on(snapshot), probe_wait(error)));
     }
-    if snapshot.gpu.probe != ProbeKind::None {
+    let handed_unknown = settings.visible.as_ref().is_some_and(|v| {
+        !v.is_none() && !snapshot.gpu.gpus.iter().any(|g| v.entry_for(g).is_some())
+    });
+    if snapshot.gpu.probe != ProbeKind::None && !handed_unknown {
         return None;
     }
+    // No probe, or GPUs handed to us that no probed device matches (a MIG id the probe
+    // cannot see, a GPU hidden by cgroups): passed on as given.
     let given: Vec<String> = settings
         .visible
         .iter()
@@ -265,7 +270,7 @@ fn impossible(
         return None;
     }
     let all = &snapshot.gpu.gpus;
-    let usable: Vec<&GpuInfo> = all
+    let visible: Vec<&GpuInfo> = all
         .iter()
         .filter(|g| {
             settings
@@ -274,6 +279,11 @@ fn impossible(
                 .is_none_or(|v| v.entry_for(g).is_some())
         })
         .collect();
+    let usable: Vec<&GpuInfo> = visible
+        .iter()
+        .copied()
+        .filter(|g| !placement::never_usable(g))
+        .collect();
     if usable.len() < count as usize {
         let list = |gpus: &[&GpuInfo]| {
             gpus.iter()
@@ -281,7 +291,14 @@ fn impossible(
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        let exists = if usable.len() < all.len() {
+        let exists = if usable.len() < visible.len() {
+            format!(
+                "only {} of the GPUs it may use can ever take a run ({}); the others are \
+                 lost, refuse access, cannot be split into MIG instances or are prohibited",
+                usable.len(),
+                list(&usable)
+            )
+        } else if usable.len() < all.len() {
             format!(
                 "CUDA_VISIBLE_DEVICES allows {} of this machine's {} GPUs ({})",
                 usable.len(),
@@ -327,6 +344,8 @@ struct SimGpu<'a> {
     /// Effective free MB, less what earlier runs counted as started take.
     free: u64,
     unusable: Option<String>,
+    /// A run holds it, or an earlier run counted as started took it (for exclusive mode).
+    occupied: bool,
 }
 
 /// The queue served in order on a copy of the machine's state: earlier runs that can start
@@ -351,10 +370,25 @@ impl<'a> Sim<'a> {
             .gpu
             .gpus
             .iter()
-            .map(|info| SimGpu {
-                info,
-                free: effective_free(info, world.holders, world.usage.get(&info.uuid)).unwrap_or(0),
-                unusable: unusable(info, settings),
+            .map(|info| {
+                let held = world.holders.iter().any(|h| {
+                    h.lease
+                        .as_ref()
+                        .is_some_and(|l| l.uuids.contains(&info.uuid))
+                });
+                let used = world
+                    .snapshot
+                    .gpu
+                    .processes
+                    .iter()
+                    .any(|p| p.gpu_uuid == info.uuid);
+                SimGpu {
+                    info,
+                    free: effective_free(info, world.holders, world.usage.get(&info.uuid))
+                        .unwrap_or(0),
+                    unusable: unusable(info, settings),
+                    occupied: held || used,
+                }
             })
             .collect();
         Sim {
@@ -465,12 +499,19 @@ impl<'a> Sim<'a> {
         if let Some(why) = &gpu.unusable {
             return Some(why.clone());
         }
+        let index = gpu.info.index;
+        if gpu.occupied && gpu.info.compute_mode == crate::gpu::ComputeMode::ExclusiveProcess {
+            return Some(format!(
+                "GPU {index}: exclusive-process mode and already in use"
+            ));
+        }
+        // No memory figure (unified memory, accepted by gpu.requireReadings): nothing to check.
+        gpu.info.memory_free_mb?;
         let need = need_on(
             gpu.info,
             request.memory_limit,
             self.settings.min_free_vram_mb,
         );
-        let index = gpu.info.index;
         if gpu.free < need.free_mb {
             return Some(format!(
                 "GPU {index}: {} MB free for new runs, needs {} MB (gpuMemoryLimit / gpu.minFreeVramMB)",
@@ -498,7 +539,9 @@ impl<'a> Sim<'a> {
     fn take(&mut self, chosen: &[(usize, Need)]) {
         self.active += 1;
         for (i, need) in chosen {
-            self.gpus[*i].free -= need.reserve_mb.min(self.gpus[*i].free);
+            let gpu = &mut self.gpus[*i];
+            gpu.free -= need.reserve_mb.min(gpu.free);
+            gpu.occupied = true;
         }
     }
 
@@ -535,7 +578,7 @@ impl<'a> Sim<'a> {
                 .iter()
                 .map(|g| match &self.settings.visible {
                     Some(v) => v.entry_for(g).unwrap_or_default().to_string(),
-                    None => g.index.to_string(),
+                    None => g.cuda_device(),
                 })
                 .collect(),
             gpus: infos.iter().map(|g| g.index).collect(),

@@ -3,27 +3,51 @@
 
 use super::Settings;
 use crate::config::{Framework, MemoryLimit};
-use crate::gpu::GpuInfo;
+use crate::gpu::{ComputeMode, GpuInfo};
+
+/// A GPU no run can ever use here: a permanent failure (lost, no permission, MIG instances
+/// that cannot be listed) or the prohibited compute mode.
+pub fn never_usable(gpu: &GpuInfo) -> bool {
+    gpu.failure.as_ref().is_some_and(|f| f.kind.is_permanent())
+        || gpu.compute_mode == ComputeMode::Prohibited
+}
 
 /// Why a GPU cannot take a run for reasons other than memory (these do not change when
 /// another run starts or ends, so a later run may use what an earlier one cannot).
 pub fn unusable(gpu: &GpuInfo, settings: &Settings) -> Option<String> {
+    let index = gpu.index;
     if let Some(visible) = &settings.visible
         && visible.entry_for(gpu).is_none()
     {
-        return Some(format!("GPU {}: not in CUDA_VISIBLE_DEVICES", gpu.index));
+        return Some(format!("GPU {index}: not in CUDA_VISIBLE_DEVICES"));
     }
-    if gpu.memory_free_mb.is_none() {
-        return Some(format!("GPU {}: free VRAM unreadable", gpu.index));
+    if let Some(failure) = &gpu.failure {
+        return Some(format!(
+            "GPU {index}: {}: {}",
+            failure.kind.as_str(),
+            failure.message
+        ));
     }
+    if gpu.compute_mode == ComputeMode::Prohibited {
+        return Some(format!(
+            "GPU {index}: compute mode is prohibited (no process may use it)"
+        ));
+    }
+    if gpu.memory_free_mb.is_none() && (gpu.memory_reported() || settings.require_readings) {
+        let hint = if gpu.memory_reported() {
+            ""
+        } else {
+            " (it reports no memory, as unified-memory GPUs do: set gpu.requireReadings false to use it)"
+        };
+        return Some(format!("GPU {index}: free VRAM unreadable{hint}"));
+    }
+    let (max_c, _) = settings.thermal.for_gpu(gpu);
     match gpu.temperature_c {
-        Some(t) if t >= settings.max_temp_c => Some(format!(
-            "GPU {}: {t:.0}°C ≥ gpu.maxTempC {} (--gpu-max-temp)",
-            gpu.index, settings.max_temp_c
+        Some(t) if t >= max_c => Some(format!(
+            "GPU {index}: {t:.0}°C ≥ gpu.maxTempC {max_c} (--gpu-max-temp)"
         )),
         None if settings.require_readings => Some(format!(
-            "GPU {}: temperature unreadable (set gpu.requireReadings false to accept)",
-            gpu.index
+            "GPU {index}: temperature unreadable (set gpu.requireReadings false to accept)"
         )),
         _ => None,
     }

@@ -34,7 +34,7 @@ pub(crate) fn settings() -> Settings {
             max_cpu_load: 2.0,
         },
         min_free_vram_mb: 2500,
-        max_temp_c: 85.0,
+        thermal: crate::thermal::Limits::default(),
         require_readings: true,
         visible: None,
         inside_allocation: false,
@@ -464,4 +464,80 @@ fn a_gpu_with_unknown_usage_is_not_counted_twice() {
         usage: &usage,
     };
     started(&decide(&id("next"), &world, &case.settings));
+}
+
+#[test]
+fn failed_prohibited_and_busy_exclusive_gpus_are_skipped_with_their_reasons() {
+    use crate::gpu::{ComputeMode, FailureKind, GpuFailure};
+    let mut lost = gpu(0, 30_000, 40.0);
+    lost.failure = Some(GpuFailure::new(FailureKind::Lost, "fell off the bus"));
+    let mut prohibited = gpu(1, 30_000, 40.0);
+    prohibited.compute_mode = ComputeMode::Prohibited;
+    let mut exclusive = gpu(2, 30_000, 40.0);
+    exclusive.compute_mode = ComputeMode::ExclusiveProcess;
+    let mut case = Case::new(vec![lost, prohibited, exclusive]);
+    case.waiters = vec![
+        waiter("a", 1, Some(1), None, 4),
+        waiter("b", 2, Some(1), None, 4),
+    ];
+    assert_eq!(started(&case.admit("a")).gpus, vec![2]);
+    let why = waits(&case.decide("b")).to_string();
+    for needle in [
+        "GPU 0: lost: fell off the bus",
+        "GPU 1: compute mode is prohibited",
+        "GPU 2: exclusive-process mode and already in use",
+    ] {
+        assert!(why.contains(needle), "{needle} in {why}");
+    }
+    // Two GPUs can never take a run: asking for three is impossible.
+    case.waiters = vec![waiter("c", 3, Some(2), None, 4)];
+    match case.decide("c") {
+        Decision::Impossible(why) => assert!(why.contains("only 1 of the GPUs"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_mig_instance_is_handed_out_by_its_uuid() {
+    let mut slice = gpu(1000, 9_000, 40.0);
+    slice.uuid = "MIG-abc".into();
+    slice.device_id = "MIG-abc".into();
+    slice.parent_index = Some(0);
+    let mut case = Case::new(vec![slice]);
+    case.waiters = vec![waiter("a", 1, Some(1), None, 4)];
+    let placement = started(&case.decide("a"));
+    assert_eq!(placement.devices, vec!["MIG-abc"]);
+    assert_eq!(placement.env(Framework::Pytorch)[0].1, "MIG-abc");
+}
+
+#[test]
+fn a_gpu_that_reports_no_memory_is_used_only_when_readings_are_not_required() {
+    let mut unified = gpu(0, 0, 40.0);
+    unified.memory_total_mb = None;
+    unified.memory_used_mb = None;
+    unified.memory_free_mb = None;
+    let mut case = Case::new(vec![unified]);
+    case.waiters = vec![waiter("a", 1, Some(1), None, 4)];
+    assert!(waits(&case.decide("a")).contains("reports no memory"));
+    case.settings.require_readings = false;
+    started(&case.decide("a"));
+}
+
+#[test]
+fn handed_devices_that_no_probed_gpu_matches_are_passed_on_as_given() {
+    let mut case = Case::new(vec![gpu(0, 30_000, 40.0)]);
+    case.settings.visible = Some(Visible::parse("MIG-unseen"));
+    case.waiters = vec![waiter("a", 1, Some(1), None, 4)];
+    assert_eq!(started(&case.decide("a")).devices, vec!["MIG-unseen"]);
+}
+
+#[test]
+fn a_laptop_gpu_is_judged_by_its_own_slowdown_threshold() {
+    let mut laptop = gpu(0, 8_000, 88.0);
+    laptop.slowdown_temp_c = Some(99.0);
+    let mut case = Case::new(vec![laptop]);
+    case.waiters = vec![waiter("a", 1, Some(1), None, 4)];
+    started(&case.decide("a"));
+    case.settings.thermal.max_c = Some(85.0);
+    assert!(waits(&case.decide("a")).contains("88°C ≥ gpu.maxTempC 85"));
 }
