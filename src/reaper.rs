@@ -35,7 +35,7 @@ pub fn mark_lost(store: &Store, rec: &mut RunRecord, now: u64) {
 
 /// Finds and marks every orphaned run; returns their ids.
 pub fn reap(store: &Store) -> Result<Vec<String>, StoreError> {
-    let records: Vec<RunRecord> = store.read()?.readable_records();
+    let records: Vec<RunRecord> = store.active()?;
     reap_records(store, &records.iter().collect::<Vec<_>>())
 }
 
@@ -70,10 +70,7 @@ pub fn reap_records(store: &Store, records: &[&RunRecord]) -> Result<Vec<String>
 /// Before a command reads or writes: lost runs marked and Slurm runs brought up to date,
 /// parsing only the records that can need it (active ones, and Slurm jobs not yet final).
 pub fn refresh(store: &Store) -> Result<(), StoreError> {
-    let interesting = store.read()?.records_where(|status, slurm_state| {
-        status.is_active()
-            || slurm_state.is_some_and(|s| crate::slurm::fate(s, true) == crate::slurm::Fate::Stays)
-    });
+    let interesting = crate::store::query::needing_refresh(store.connect()?.conn())?;
     let parsed: Vec<&RunRecord> = interesting.iter().collect();
     reap_records(store, &parsed)?;
     crate::slurm::sync_records(store, &parsed)?;

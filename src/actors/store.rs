@@ -11,7 +11,7 @@ use crate::policy;
 use crate::record::RunRecord;
 use crate::resources::Snapshot;
 use crate::runid::RunId;
-use crate::store::Store;
+use crate::store::{Db, Store, StoreError, Tx, export};
 use actix::prelude::*;
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use std::collections::{BTreeMap, HashMap};
@@ -33,7 +33,7 @@ enum Job {
         change: Change,
     },
     /// A transaction of its own, after every change sent before it.
-    Exclusive(Box<dyn FnOnce(&Store) + Send>),
+    Exclusive(Box<dyn FnOnce(&mut Writer) + Send>),
     Barrier(oneshot::Sender<()>),
 }
 
@@ -41,6 +41,8 @@ pub struct StoreActor {
     writer: Sender<Job>,
     pending_progress: HashMap<RunId, ProgressUpdate>,
     flush_scheduled: bool,
+    /// Dropping it ends the export thread.
+    _stop_export: Option<Sender<()>>,
 }
 
 /// Change one run's record now (status, checkpoint, attempt).
@@ -94,14 +96,24 @@ pub struct Admit {
 impl StoreActor {
     pub fn new(store: Store) -> StoreActor {
         let (writer, jobs) = unbounded();
+        let for_writer = store.clone();
         std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || write_loop(store, jobs))
+            .spawn(move || write_loop(for_writer, jobs))
             .expect("spawn the store writer thread");
+        let stop_export = export::enabled().then(|| {
+            let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
+            std::thread::Builder::new()
+                .name("store-export".into())
+                .spawn(move || export_loop(store, stopped))
+                .expect("spawn the export thread");
+            stop
+        });
         StoreActor {
             writer,
             pending_progress: HashMap::new(),
             flush_scheduled: false,
+            _stop_export: stop_export,
         }
     }
 
@@ -162,7 +174,7 @@ impl Handler<Admit> for StoreActor {
     fn handle(&mut self, msg: Admit, _: &mut Context<Self>) -> Self::Result {
         self.send_pending_progress();
         let (reply, answer) = oneshot::channel();
-        let job = move |store: &Store| {
+        let job = move |writer: &mut Writer| {
             let host = crate::proc_info::hostname();
             let ask = Ask {
                 run_id: &msg.run_id,
@@ -171,9 +183,11 @@ impl Handler<Admit> for StoreActor {
                 snapshot: &msg.snapshot,
                 settings: &msg.settings,
             };
-            let home = store.home().to_path_buf();
-            let result =
-                store.update(|ex| admission::admit(ex, &ask, &home, &host, crate::clock::now_ms()));
+            let home = writer.store.home().to_path_buf();
+            // The time is taken inside the transaction, so starts are recorded in the order
+            // they happen.
+            let result = writer
+                .transact(|tx| admission::admit(tx, &ask, &home, &host, crate::clock::now_ms()));
             let _ = reply.send(result.unwrap_or_else(|e| {
                 Answer::Waiting(
                     policy::WaitOn::Machine,
@@ -216,69 +230,213 @@ pub fn apply_progress(rec: &mut RunRecord, progress: &ProgressUpdate) {
     }
 }
 
-/// Writes `unwritten` in one transaction; they stay queued if the store cannot be written.
-fn write_changes(store: &Store, unwritten: &mut Vec<(RunId, Change)>, warned: &mut bool) {
-    if unwritten.is_empty() {
-        return;
+/// The writer thread's state: its connection, the changes not written yet, and its own copy
+/// of this process's live runs, put back if the store loses them (damaged, truncated or
+/// replaced under a running supervisor).
+struct Writer {
+    store: Store,
+    db: Option<Db>,
+    unwritten: Vec<(RunId, Change)>,
+    mine: HashMap<RunId, RunRecord>,
+    warned: bool,
+    told_recovery: bool,
+}
+
+impl Writer {
+    fn new(store: Store) -> Writer {
+        Writer {
+            store,
+            db: None,
+            unwritten: Vec::new(),
+            mine: HashMap::new(),
+            warned: false,
+            told_recovery: false,
+        }
     }
-    let result = store.update(|ex| {
-        for (id, change) in unwritten.iter() {
-            match ex.record(id) {
-                Ok(mut rec) => {
-                    change(&mut rec);
-                    ex.put(&rec);
+
+    /// The connection, (re)opened when there is none or the file was replaced.
+    fn db(&mut self) -> Result<&mut Db, StoreError> {
+        if self.db.as_ref().is_some_and(|db| !db.is_current()) {
+            self.db = None;
+        }
+        if self.db.is_none() {
+            self.db = Some(self.store.connect()?);
+        }
+        Ok(self.db.as_mut().expect("just opened"))
+    }
+
+    /// A transaction that first puts back any of this process's runs the store has lost;
+    /// a damaged database is moved aside and replaced by a fresh one, once.
+    fn transact<R>(&mut self, mut change: impl FnMut(&mut Tx) -> R) -> Result<R, StoreError> {
+        let mut recovered = false;
+        loop {
+            self.db()?;
+            let (db, mine) = (self.db.as_mut().expect("just opened"), &self.mine);
+            let result = db.update_written(|tx| {
+                let restored = restore(tx, mine);
+                (change(tx), restored)
+            });
+            match result {
+                Ok(((result, restored), written)) => {
+                    if !restored.is_empty() {
+                        self.tell_recovery(&restored, None);
+                    }
+                    for rec in written {
+                        if rec.status().is_active() {
+                            self.mine.insert(rec.id.clone(), rec);
+                        } else {
+                            self.mine.remove(&rec.id);
+                        }
+                    }
+                    return Ok(result);
                 }
-                Err(e) => tracing::warn!("store update of {id} skipped: {e}"),
+                Err(e) if e.is_damage() && !recovered => {
+                    recovered = true;
+                    self.db = None;
+                    let aside = crate::store::move_aside(self.store.home())?;
+                    self.told_recovery = false;
+                    self.tell_recovery(&[], Some(aside));
+                }
+                Err(e) => return Err(e),
             }
         }
-    });
-    match result {
-        Ok(()) => {
-            unwritten.clear();
-            *warned = false;
+    }
+
+    fn tell_recovery(&mut self, restored: &[RunId], aside: Option<std::path::PathBuf>) {
+        if self.told_recovery {
+            return;
         }
-        Err(e) if !*warned => {
-            // The run goes on; the changes are kept and written when the store can be
-            // written again.
-            crate::ui::warn(&format!(
-                "could not update the run record (will retry): {e}"
-            ));
-            *warned = true;
+        self.told_recovery = true;
+        let mut text = String::from("the store lost the records of live runs");
+        if let Some(aside) = aside {
+            text = format!(
+                "the store was damaged; it is moved aside unchanged to {} and a new one started",
+                aside.display()
+            );
         }
-        Err(e) => tracing::warn!("store write failed again: {e}"),
+        if !restored.is_empty() {
+            let ids: Vec<&str> = restored.iter().map(RunId::as_str).collect();
+            text.push_str(&format!("; put back the records of {}", ids.join(", ")));
+        } else {
+            text.push_str("; this process puts back the records of its runs");
+        }
+        crate::ui::warn(&text);
+    }
+
+    /// Writes the changes not written yet in one transaction; they stay queued if the store
+    /// cannot be written.
+    fn write_changes(&mut self) {
+        if self.unwritten.is_empty() {
+            return;
+        }
+        let unwritten = std::mem::take(&mut self.unwritten);
+        let result = self.transact(|tx| {
+            for (id, change) in &unwritten {
+                match tx.record(id) {
+                    Ok(mut rec) => {
+                        change(&mut rec);
+                        tx.put(&rec);
+                    }
+                    Err(e) => tracing::warn!("store update of {id} skipped: {e}"),
+                }
+            }
+        });
+        match result {
+            Ok(()) => {
+                if self.warned {
+                    crate::ui::info("the run records are written again");
+                }
+                self.warned = false;
+            }
+            Err(e) => {
+                if !self.warned {
+                    // The runs go on; the changes are kept and written when the store can
+                    // be written again (a full disk, say).
+                    crate::ui::warn(&format!(
+                        "could not update the run records (retrying every second): {e}"
+                    ));
+                    self.warned = true;
+                } else {
+                    tracing::warn!("store write failed again: {e}");
+                }
+                self.unwritten = unwritten;
+            }
+        }
     }
 }
 
+/// Puts back this process's live runs that the store no longer has; returns their ids.
+fn restore(tx: &mut Tx, mine: &HashMap<RunId, RunRecord>) -> Vec<RunId> {
+    let mut restored = Vec::new();
+    for (id, rec) in mine {
+        if !tx.contains(id) {
+            tx.put(rec);
+            restored.push(id.clone());
+        }
+    }
+    restored
+}
+
 fn write_loop(store: Store, jobs: Receiver<Job>) {
-    let mut warned = false;
-    let mut unwritten: Vec<(RunId, Change)> = Vec::new();
+    let mut writer = Writer::new(store);
+    let mut barriers: Vec<oneshot::Sender<()>> = Vec::new();
     loop {
-        let first = if unwritten.is_empty() {
-            match jobs.recv() {
-                Ok(job) => Some(job),
-                Err(_) => return,
-            }
-        } else {
+        let waiting = !writer.unwritten.is_empty() || !barriers.is_empty();
+        let first = if waiting {
             match jobs.recv_timeout(RETRY_INTERVAL) {
                 Ok(job) => Some(job),
                 Err(crossbeam_channel::RecvTimeoutError::Timeout) => None,
                 Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
             }
+        } else {
+            match jobs.recv() {
+                Ok(job) => Some(job),
+                Err(_) => return,
+            }
         };
         for job in first.into_iter().chain(jobs.try_iter()) {
             match job {
-                Job::Change { id, change } => unwritten.push((id, change)),
+                Job::Change { id, change } => writer.unwritten.push((id, change)),
                 Job::Exclusive(run) => {
-                    write_changes(&store, &mut unwritten, &mut warned);
-                    run(&store);
+                    writer.write_changes();
+                    run(&mut writer);
                 }
-                Job::Barrier(done) => {
-                    write_changes(&store, &mut unwritten, &mut warned);
-                    let _ = done.send(());
-                }
+                Job::Barrier(done) => barriers.push(done),
             }
         }
-        write_changes(&store, &mut unwritten, &mut warned);
+        writer.write_changes();
+        // A barrier resolves only once everything sent before it is in the store.
+        if writer.unwritten.is_empty() {
+            for done in barriers.drain(..) {
+                let _ = done.send(());
+            }
+        }
+    }
+}
+
+/// Keeps `experiments.json` current while this process supervises runs (see
+/// `store::export` for when). Ends when `stop` is dropped.
+fn export_loop(store: Store, stop: Receiver<()>) {
+    let mut last_took = Duration::ZERO;
+    loop {
+        match stop.recv_timeout(Duration::from_secs(1)) {
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+            _ => return,
+        }
+        let Ok(mut db) = store.connect() else {
+            continue;
+        };
+        let Ok(Some(pending)) = export::pending(&db) else {
+            continue;
+        };
+        if !export::due(&pending, last_took, crate::clock::now_ms()) {
+            continue;
+        }
+        match export::export_now(&mut db) {
+            Ok(Some(done)) => last_took = done.took,
+            Ok(None) => {}
+            Err(e) => tracing::warn!("export of experiments.json failed: {e}"),
+        }
     }
 }
 

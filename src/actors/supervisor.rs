@@ -432,10 +432,12 @@ impl Supervisor {
         }
         let read = async move {
             tokio::task::spawn_blocking(move || {
-                let ex = store.read().ok()?;
+                let db = store.connect().ok()?;
+                let ids: Vec<&str> = ours.iter().map(RunId::as_str).collect();
+                let requested = crate::store::query::stop_requested(db.conn(), &ids).ok()?;
                 Some(
                     ours.into_iter()
-                        .filter(|id| ex.record(id).is_ok_and(|r| r.stop_requested))
+                        .filter(|id| requested.iter().any(|r| r == id.as_str()))
                         .collect::<Vec<_>>(),
                 )
             })

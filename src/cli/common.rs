@@ -94,27 +94,10 @@ pub fn open_store_refreshed() -> Result<Store, CliError> {
     }
 }
 
-/// The store opened to read, with its records as commands show them (lost runs marked,
-/// Slurm states current); unreadable records are reported and left out.
-pub fn open_store_for_reading() -> Result<(Store, Vec<RunRecord>), CliError> {
-    let store = open_store_refreshed()?;
-    let mut readable = Vec::new();
-    for rec in store.read()?.records() {
-        match rec {
-            Ok(rec) => readable.push(rec),
-            Err(e) => crate::ui::warn(&e.to_string()),
-        }
-    }
-    Ok((store, readable))
-}
-
-/// A run named by the user, among records already read.
-pub fn find_in(records: &[RunRecord], id: &RunId) -> Result<RunRecord, CliError> {
-    records
-        .iter()
-        .find(|r| r.id == *id)
-        .cloned()
-        .ok_or_else(|| StoreError::NotFound(id.to_string()).into())
+/// `exportJson` from the config (true when the config cannot be read: the export is the
+/// safe default).
+pub fn export_enabled(global: &Global) -> bool {
+    load_config(global, Vec::new()).map_or(true, |c| c.config.export_json)
 }
 
 pub fn load_config(global: &Global, flags: Vec<FlagValue>) -> Result<LoadedConfig, CliError> {
@@ -129,7 +112,7 @@ pub fn load_config_with(
 ) -> Result<LoadedConfig, CliError> {
     let cwd = std::env::current_dir()
         .map_err(|e| CliError::usage(format!("cannot read the current directory: {e}")))?;
-    config::load(LoadRequest {
+    let loaded = config::load(LoadRequest {
         config_path: global.config.clone(),
         cwd,
         // Non-UTF-8 variables cannot be config values; they are passed over, not fatal.
@@ -139,7 +122,9 @@ pub fn load_config_with(
         overrides,
         flags,
     })
-    .map_err(|e| CliError::usage(e.to_string()))
+    .map_err(|e| CliError::usage(e.to_string()))?;
+    crate::store::export::set_enabled(loaded.config.export_json);
+    Ok(loaded)
 }
 
 /// The record of a run named by the user.

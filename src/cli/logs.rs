@@ -1,7 +1,7 @@
 //! `backprop logs <run-id> [-f] [--stderr]`: the run's captured output, byte for byte.
 
 use super::Global;
-use super::common::{CliError, find_in, open_store_for_reading};
+use super::common::{CliError, find_run, open_store_refreshed};
 use clap::Args;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -20,8 +20,8 @@ pub struct LogsArgs {
 }
 
 pub fn execute(_global: &Global, args: LogsArgs) -> Result<i32, CliError> {
-    let (store, all) = open_store_for_reading()?;
-    let rec = find_in(&all, &args.run_id)?;
+    let store = open_store_refreshed()?;
+    let rec = find_run(&store, &args.run_id)?;
     let path = store.run_dir(&rec.id).join(if args.stderr {
         "stderr.log"
     } else {

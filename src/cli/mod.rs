@@ -3,6 +3,8 @@
 mod common;
 mod completions;
 mod config;
+mod doctor;
+mod export;
 mod flags;
 mod list;
 mod logs;
@@ -66,6 +68,12 @@ pub enum Command {
     Config(config::ConfigArgs),
     /// A shell completion script
     Completions(completions::CompletionsArgs),
+    /// Write the store's records for other tools (json, jsonl, csv)
+    Export(export::ExportArgs),
+    /// Check the store, show what damaged files still hold, re-import one
+    Doctor(doctor::DoctorArgs),
+    #[command(name = "__export", hide = true)]
+    ExportJson,
     #[command(name = "__guard", hide = true)]
     Guard {
         pgid: u32,
@@ -110,12 +118,17 @@ pub fn main() -> i32 {
         Command::Config(args) => config::execute(&global, args),
         Command::Plot(args) => plot::execute(&global, args),
         Command::Completions(args) => completions::execute(&global, args),
+        Command::Export(args) => export::execute(&global, args),
+        Command::Doctor(args) => doctor::execute(&global, args),
+        Command::ExportJson => Ok(crate::store::export::run_detached(&common::home())),
         Command::Guard {
             pgid,
             run_dir,
             attempt,
         } => Ok(crate::guard::run_guard(pgid, &run_dir, attempt)),
     };
+    crate::store::export::set_enabled(common::export_enabled(&global));
+    crate::store::export::settle_on_exit(&common::home());
     match result {
         Ok(code) => code,
         Err(e) => {

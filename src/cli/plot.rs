@@ -2,7 +2,7 @@
 //! drawn in the terminal or written to an image; several runs overlay.
 
 use super::Global;
-use super::common::{CliError, find_in, open_store_for_reading};
+use super::common::{CliError, find_run, open_store_refreshed};
 use super::table;
 use crate::plot::{self, Series};
 use clap::Args;
@@ -25,11 +25,11 @@ pub struct PlotArgs {
 }
 
 pub fn execute(_global: &Global, args: PlotArgs) -> Result<i32, CliError> {
-    let (store, all) = open_store_for_reading()?;
+    let store = open_store_refreshed()?;
     let records = args
         .run_ids
         .iter()
-        .map(|id| find_in(&all, id))
+        .map(|id| find_run(&store, id))
         .collect::<Result<Vec<_>, _>>()?;
     let mut series = Vec::new();
     for rec in &records {

@@ -2,7 +2,7 @@
 
 use super::Global;
 use super::common::{
-    CliError, duration_text, find_in, load_config, loss_text, open_store_for_reading, print_json,
+    CliError, duration_text, find_run, load_config, loss_text, open_store_refreshed, print_json,
     time_text,
 };
 use super::table;
@@ -21,9 +21,9 @@ pub struct StatusArgs {
 }
 
 pub fn execute(global: &Global, args: StatusArgs) -> Result<i32, CliError> {
-    let (store, all) = open_store_for_reading()?;
+    let store = open_store_refreshed()?;
     if let Some(id) = args.run_id {
-        let rec = find_in(&all, &id)?;
+        let rec = find_run(&store, &id)?;
         if global.json {
             print_json(&rec);
         } else {
@@ -45,7 +45,7 @@ pub fn execute(global: &Global, args: StatusArgs) -> Result<i32, CliError> {
         Verdict::Go => None,
         Verdict::Wait(why) => Some(why),
     };
-    let mut active: Vec<RunRecord> = all.into_iter().filter(|r| r.status().is_active()).collect();
+    let mut active: Vec<RunRecord> = store.active()?;
     super::list::sort_newest_first(&mut active);
     let holders = gpu_holders(&active);
     if global.json {
@@ -67,6 +67,7 @@ pub fn execute(global: &Global, args: StatusArgs) -> Result<i32, CliError> {
             "gpuProcesses": snapshot.gpu.processes,
             "gpuProbe": {"kind": snapshot.gpu.probe, "error": snapshot.gpu.error, "note": snapshot.gpu.note, "takenMs": snapshot.gpu.taken_ms, "visibleDevicesNote": visible_note(&snapshot.gpu)},
             "startBlockedBy": verdict,
+            "store": store_json(&store),
             "runs": active,
         }));
         return Ok(0);
@@ -79,6 +80,7 @@ pub fn execute(global: &Global, args: StatusArgs) -> Result<i32, CliError> {
         "RAM   {:.1} GB free of {:.1} GB (minFreeRamGB {})",
         snapshot.free_ram_gb, snapshot.total_ram_gb, config.min_free_ram_gb
     );
+    println!("{}", store_text(&store));
     print!("{}", describe_gpus(&snapshot.gpu, &holders));
     if let Some(why) = verdict {
         println!("new runs would wait: {why}");
@@ -322,4 +324,43 @@ fn describe_run(rec: &RunRecord, run_dir: &std::path::Path) -> String {
     ));
     out.push('\n');
     out
+}
+
+/// How the store keeps its transactions, for `status` and `doctor`.
+pub fn journal_text(journal: &crate::store::Journal) -> String {
+    match journal {
+        crate::store::Journal::Wal => "WAL".to_string(),
+        crate::store::Journal::Rollback(fs) => format!(
+            "rollback journal: the home is on a network filesystem ({fs}), where WAL is unsafe"
+        ),
+        crate::store::Journal::InMemory => "read-only copy of an old JSON store".to_string(),
+    }
+}
+
+fn store_text(store: &crate::store::Store) -> String {
+    let Ok(db) = store.connect() else {
+        return "STORE cannot be opened".to_string();
+    };
+    let runs = crate::store::query::count(db.conn()).unwrap_or(0);
+    let mut text = format!(
+        "STORE {} ({runs} runs, {})",
+        store.db_path().display(),
+        journal_text(&db.journal)
+    );
+    if let Some(holder) = crate::store::holder::current(store.home()) {
+        text.push_str(&format!("\n      locked by {holder}"));
+    }
+    text
+}
+
+fn store_json(store: &crate::store::Store) -> serde_json::Value {
+    let db = store.connect().ok();
+    json!({
+        "path": store.db_path(),
+        "runs": db.as_ref().and_then(|db| crate::store::query::count(db.conn()).ok()),
+        "journal": db.as_ref().map(|db| journal_text(&db.journal)),
+        "lockedBy": crate::store::holder::current(store.home()).map(|h| json!({
+            "pid": h.pid, "command": h.command, "stopped": h.stopped,
+        })),
+    })
 }

@@ -8,7 +8,7 @@ use crate::proc_info::{self, Liveness};
 use crate::record::lifecycle;
 use crate::record::{RunRecord, Status};
 use crate::runid::RunId;
-use crate::store::StoreError;
+use crate::store::{Store, StoreError};
 use clap::Args;
 use nix::sys::signal::Signal;
 use std::collections::BTreeSet;
@@ -32,13 +32,8 @@ pub struct StopArgs {
 
 pub fn execute(global: &Global, args: StopArgs) -> Result<i32, CliError> {
     let store = open_store()?;
-    let records: Vec<RunRecord> = store.read()?.readable_records();
-    let targets = targets(&records, args.id.as_ref())?;
-    let active: Vec<&RunRecord> = targets
-        .iter()
-        .copied()
-        .filter(|r| r.status().is_active())
-        .collect();
+    let targets = targets(&store, args.id.as_ref())?;
+    let active: Vec<&RunRecord> = targets.iter().filter(|r| r.status().is_active()).collect();
     if active.is_empty() {
         if !global.quiet {
             match (&args.id, targets.as_slice()) {
@@ -87,13 +82,12 @@ pub fn execute(global: &Global, args: StopArgs) -> Result<i32, CliError> {
     while started.elapsed() < limit {
         std::thread::sleep(Duration::from_millis(200));
         crate::reaper::refresh(&store)?;
-        let now = store.read()?;
-        left.retain(|id| ex_active(&now, id));
+        left.retain(|id| store.get(id).is_ok_and(|r| r.status().is_active()));
         if left.is_empty() {
             if !global.quiet {
                 for id in &ids {
-                    let status = now
-                        .record(id)
+                    let status = store
+                        .get(id)
                         .map(|r| r.status().to_string())
                         .unwrap_or_default();
                     crate::ui::info(&format!("run {id} {status}"));
@@ -143,25 +137,17 @@ fn stop_on_slurm(
     Ok(())
 }
 
-fn ex_active(ex: &crate::store::Experiments, id: &str) -> bool {
-    ex.record(id).is_ok_and(|r| r.status().is_active())
-}
-
-/// The runs named: one run, every run of a batch, or (no id) every run.
-fn targets<'a>(
-    records: &'a [RunRecord],
-    id: Option<&RunId>,
-) -> Result<Vec<&'a RunRecord>, CliError> {
+/// The runs named: one run, every run of a batch, or (no id) every active run.
+fn targets(store: &Store, id: Option<&RunId>) -> Result<Vec<RunRecord>, CliError> {
     let Some(id) = id else {
-        return Ok(records.iter().collect());
+        return Ok(store.active()?);
     };
-    if let Some(rec) = records.iter().find(|r| r.id == *id) {
-        return Ok(vec![rec]);
+    match store.get(id) {
+        Ok(rec) => return Ok(vec![rec]),
+        Err(StoreError::NotFound(_)) => {}
+        Err(e) => return Err(e.into()),
     }
-    let batch: Vec<&RunRecord> = records
-        .iter()
-        .filter(|r| r.batch_id.as_ref() == Some(id))
-        .collect();
+    let batch = crate::store::query::batch(store.connect()?.conn(), id)?;
     if batch.is_empty() {
         return Err(StoreError::NotFound(id.to_string()).into());
     }

@@ -38,6 +38,8 @@ pub struct Config {
     /// GPUs per run; `None` = 1 where GPUs exist, 0 otherwise.
     pub gpus_per_run: Option<u32>,
     pub executor: Executor,
+    /// Keep `experiments.json` in the home as an export of the store.
+    pub export_json: bool,
     pub gpu: GpuConfig,
     pub slurm: SlurmConfig,
     /// The config file's batch, validated by the batch module.
@@ -94,6 +96,7 @@ impl Default for Config {
             max_restarts: 0,
             gpus_per_run: None,
             executor: Executor::Local,
+            export_json: true,
             gpu: GpuConfig::default(),
             slurm: SlurmConfig::default(),
             experiments: Vec::new(),
@@ -243,6 +246,11 @@ pub(crate) const KEYS: &[KeySpec] = &[
     KeySpec {
         key: "executor",
         expected: "one of \"local\", \"slurm\"",
+        env: EnvForm::Json,
+    },
+    KeySpec {
+        key: "exportJson",
+        expected: "true or false",
         env: EnvForm::Json,
     },
     KeySpec {

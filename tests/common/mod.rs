@@ -47,8 +47,28 @@ impl Env {
         self.home_path().join("experiments.json")
     }
 
-    /// experiments.json, parsed (it must always parse).
+    /// Every record in the store, by id (read from the database as it is now).
     pub fn records(&self) -> Map<String, Value> {
+        let mut records = Map::new();
+        if !self.home_path().join("backprop.db").exists() {
+            return records;
+        }
+        let db = backprop::store::Store::open_for_reading(&self.home_path())
+            .connect()
+            .expect("the store opens");
+        backprop::store::query::each_record(db.conn(), &Default::default(), |id, raw| {
+            records.insert(
+                id.to_string(),
+                serde_json::from_str(raw).expect("a record parses"),
+            );
+            Ok(())
+        })
+        .expect("the store reads");
+        records
+    }
+
+    /// experiments.json, the export, parsed (it must always parse).
+    pub fn exported(&self) -> Map<String, Value> {
         match std::fs::read(self.experiments_path()) {
             Ok(bytes) => serde_json::from_slice(&bytes).expect("experiments.json parses"),
             Err(_) => Map::new(),
