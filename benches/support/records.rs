@@ -169,7 +169,6 @@ pub fn record(i: usize, rng: &mut Rng) -> RunRecord {
     rec
 }
 
-
 /// Fills `store` with `runs` records (in transactions of 5,000) and returns their ids.
 pub fn fill(store: &Store, runs: usize) -> Vec<RunId> {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);

@@ -40,6 +40,11 @@ pub fn run_jobs(store: Store, config: SystemConfig, jobs: Vec<Job>) -> Results {
         let allocator =
             gpu_allocator::GpuAllocator::new(store_actor.clone(), governor.clone(), config.policy)
                 .start();
+        let records = jobs
+            .iter()
+            .filter_map(|job| store.get(&job.run_id).ok())
+            .collect();
+        store_actor.do_send(store::Remember(records));
         let (done, finished) = tokio::sync::oneshot::channel();
         let supervisor = Supervisor::new(
             config.settings,

@@ -28,6 +28,9 @@ const RETRY_INTERVAL: Duration = Duration::from_secs(1);
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
 
 enum Job {
+    /// This process's runs as they are now (their records are put back if the store loses
+    /// them before this process writes them again).
+    Remember(Vec<RunRecord>),
     Change {
         id: RunId,
         change: Change,
@@ -74,6 +77,19 @@ impl ProgressUpdate {
             metrics: BTreeMap::new(),
             active_ms: 0,
         }
+    }
+}
+
+/// Keep a copy of these runs (this process supervises them) to put back if the store loses
+/// them.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Remember(pub Vec<RunRecord>);
+
+impl Handler<Remember> for StoreActor {
+    type Result = ();
+    fn handle(&mut self, Remember(records): Remember, _: &mut Context<Self>) {
+        let _ = self.writer.send(Job::Remember(records));
     }
 }
 
@@ -295,7 +311,7 @@ impl Writer {
                     self.db = None;
                     let aside = crate::store::move_aside(self.store.home())?;
                     self.told_recovery = false;
-                    self.tell_recovery(&[], Some(aside));
+                    self.tell_recovery(&[], aside);
                 }
                 Err(e) => return Err(e),
             }
@@ -397,6 +413,11 @@ fn write_loop(store: Store, jobs: Receiver<Job>) {
         for job in first.into_iter().chain(jobs.try_iter()) {
             match job {
                 Job::Change { id, change } => writer.unwritten.push((id, change)),
+                Job::Remember(records) => {
+                    for rec in records {
+                        writer.mine.insert(rec.id.clone(), rec);
+                    }
+                }
                 Job::Exclusive(run) => {
                     writer.write_changes();
                     run(&mut writer);

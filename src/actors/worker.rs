@@ -7,7 +7,7 @@ use super::governor::{Governor, Sampled, Watch};
 use super::store::{ProgressUpdate, StoreActor, Update};
 use crate::active_clock::ActiveClock;
 use crate::clock::now_ms;
-use crate::file_writer::{FileWriter, open_for_lines};
+use crate::file_writer::{AppendFile, FileWriter, open_for_lines};
 use crate::gpu_watch::{self, Action, GpuWatch, Reading, WatchState};
 use crate::guard::Guard;
 use crate::launch::{self, AttemptEnv, LegacyArgs};
@@ -22,7 +22,6 @@ use crate::runid::RunId;
 use crate::view::{LineState, RunLine, View};
 use actix::prelude::*;
 use nix::sys::signal::Signal;
-use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -709,7 +708,7 @@ fn spawn_named(name: &str, body: impl FnOnce() + Send + 'static) {
 
 /// stdout.log, stderr.log and metrics.jsonl of the run, opened for appending (0600), each
 /// starting on a fresh line whatever an earlier attempt left.
-fn open_logs(run_dir: &Path) -> std::io::Result<[File; 3]> {
+fn open_logs(run_dir: &Path) -> std::io::Result<[AppendFile; 3]> {
     let open = |name: &str| open_for_lines(&run_dir.join(name));
     Ok([
         open("stdout.log")?,

@@ -251,13 +251,16 @@ impl Db {
         }
         match prepared {
             Err(e) if e.is_damage() => {
-                let aside = move_aside(home)?;
-                crate::ui::warn(&format!(
-                    "the store {} was damaged; moved it aside unchanged to {} (`backprop doctor` \
-                     shows what it holds) and started a new one",
-                    path.display(),
-                    aside.display()
-                ));
+                drop(db);
+                // Another process may have moved it aside first: then its new one is used.
+                if let Some(aside) = move_aside(home)? {
+                    crate::ui::warn(&format!(
+                        "the store {} was damaged; moved it aside unchanged to {} (`backprop \
+                         doctor` shows what it holds) and started a new one",
+                        path.display(),
+                        aside.display()
+                    ));
+                }
                 Db::open(home)
             }
             Err(e) => Err(e),
@@ -433,8 +436,9 @@ fn access_ok(dir: &Path) -> bool {
 }
 
 /// Renames a damaged database (and its journal files) to `backprop.db.damaged-<ms>`, byte
-/// for byte, never over another file.
-pub fn move_aside(home: &Path) -> Result<PathBuf, StoreError> {
+/// for byte, never over another file. None when it is gone already (another process moved
+/// it).
+pub fn move_aside(home: &Path) -> Result<Option<PathBuf>, StoreError> {
     let stamp = crate::clock::now_ms();
     let path = home.join(DB_FILE);
     let aside = (0..)
@@ -448,11 +452,17 @@ pub fn move_aside(home: &Path) -> Result<PathBuf, StoreError> {
         })
         .find(|p| !p.exists())
         .expect("an unused name exists");
-    fs::rename(&path, &aside).map_err(|source| StoreError::Io {
-        action: "move aside the damaged",
-        path: path.clone(),
-        source,
-    })?;
+    match fs::rename(&path, &aside) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(StoreError::Io {
+                action: "move aside the damaged",
+                path: path.clone(),
+                source,
+            });
+        }
+    }
     for journal in ["-wal", "-shm", "-journal"] {
         let from = home.join(format!("{DB_FILE}{journal}"));
         if from.exists() {
@@ -465,7 +475,7 @@ pub fn move_aside(home: &Path) -> Result<PathBuf, StoreError> {
             );
         }
     }
-    Ok(aside)
+    Ok(Some(aside))
 }
 
 mod schema;

@@ -60,14 +60,17 @@ pub fn batch(conn: &Connection, batch_id: &str) -> Result<Vec<RunRecord>, StoreE
 /// Runs a command must look at before it reads or writes: the active ones (lost runs are
 /// noticed among them) and Slurm jobs whose last known state is not final.
 pub fn needing_refresh(conn: &Connection) -> Result<Vec<RunRecord>, StoreError> {
-    records_where(
+    let mut records = active(conn)?;
+    // A separate query, so each side uses its index (an OR across two columns would scan).
+    let watched = records_where(
         conn,
-        &format!(
-            "{ACTIVE} OR slurm_state IN ('PENDING', 'RUNNING', 'CONFIGURING', 'COMPLETING',
-             'SUSPENDED', 'REQUEUED', 'RESIZING', 'REQUEUE_HOLD', 'REQUEUE_FED')"
-        ),
+        "slurm_state IS NOT NULL AND slurm_state IN ('PENDING', 'RUNNING', 'CONFIGURING', 'COMPLETING', 'SUSPENDED',
+         'REQUEUED', 'RESIZING', 'REQUEUE_HOLD', 'REQUEUE_FED') AND NOT (status IN
+         ('queued', 'running', 'paused'))",
         &[],
-    )
+    )?;
+    records.extend(watched);
+    Ok(records)
 }
 
 /// Which of `ids` have a stop requested.
@@ -166,7 +169,7 @@ pub fn list_rows(conn: &Connection, query: &ListQuery) -> Result<Vec<ListRow>, S
     let mut statement = conn
         .prepare(&format!(
             "SELECT id, name, status, active_ms, last_step, last_loss, checkpoints, start_time,
-                    created_time, slurm_state, json_extract(record, '$.slurm.jobId')
+                    created_time, slurm_state, slurm_job
              FROM runs WHERE {clause}"
         ))
         .map_err(sql("list the runs"))?;

@@ -25,13 +25,17 @@ CREATE TABLE IF NOT EXISTS runs (
     last_loss    REAL,
     checkpoints  INTEGER NOT NULL,
     attempts     INTEGER NOT NULL,
+    slurm_job    TEXT,
     slurm_state  TEXT,
     stop_requested INTEGER NOT NULL,
     record       TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS runs_by_status ON runs(status);
 CREATE INDEX IF NOT EXISTS runs_by_batch ON runs(batch_id) WHERE batch_id IS NOT NULL;
-CREATE INDEX IF NOT EXISTS runs_by_created ON runs(created_time);
+CREATE INDEX IF NOT EXISTS runs_by_slurm_state ON runs(slurm_state) WHERE slurm_state IS NOT NULL;
+-- Covers `list`: its rows are read from this index alone, never from the (large) records.
+CREATE INDEX IF NOT EXISTS runs_for_list ON runs(created_time, id, name, status, active_ms,
+    last_step, last_loss, checkpoints, start_time, slurm_job, slurm_state);
 CREATE TABLE IF NOT EXISTS attempts (
     run_id     TEXT NOT NULL,
     number     INTEGER NOT NULL,

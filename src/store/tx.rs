@@ -134,8 +134,8 @@ impl<'a> Tx<'a> {
             .execute(
                 "INSERT OR REPLACE INTO runs (id, status, name, batch_id, queue_seq, held,
                     created_time, start_time, end_time, active_ms, last_step, last_loss,
-                    checkpoints, attempts, slurm_state, stop_requested, record)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+                    checkpoints, attempts, slurm_job, slurm_state, stop_requested, record)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
                 params![
                     rec.id.as_str(),
                     status.as_str(),
@@ -151,6 +151,7 @@ impl<'a> Tx<'a> {
                     rec.last_loss.filter(|l| l.is_finite()),
                     rec.checkpoints.len() as i64,
                     rec.attempts.len() as i64,
+                    rec.slurm.as_ref().map(|j| j.job_id.as_str()),
                     rec.slurm.as_ref().and_then(|j| j.state.as_deref()),
                     rec.stop_requested,
                     record,
