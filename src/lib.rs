@@ -15,6 +15,7 @@ pub mod gpu_watch;
 pub mod guard;
 pub mod helper_command;
 pub mod launch;
+pub mod legacy_hint;
 pub mod outcome;
 pub mod plot;
 pub mod policy;

@@ -485,10 +485,9 @@ impl Supervisor {
             Next::Restart { after, from } => {
                 job.plan.restarts_used += 1;
                 let why = format!(
-                    "attempt {} failed ({}, exit {}); restart {} of {} in {}s",
+                    "attempt {} failed ({}); restart {} of {} in {}s",
                     job.attempt,
-                    outcome.reason,
-                    outcome.exit_code,
+                    outcome.failure_text(),
                     job.plan.restarts_used,
                     job.plan.max_restarts,
                     after.as_secs()

@@ -11,10 +11,11 @@ use crate::file_writer::{FileWriter, open_for_lines};
 use crate::gpu_watch::{self, Action, GpuWatch, Reading, WatchState};
 use crate::guard::Guard;
 use crate::launch::{self, AttemptEnv, LegacyArgs};
+use crate::legacy_hint;
 use crate::outcome::{self, ExitInfo, Outcome, StopCause};
 use crate::policy::Placement;
 use crate::process::{self, Launch, signal_group};
-use crate::pump::{self, Batch, PumpOptions};
+use crate::pump::{self, Batch, PumpOptions, StderrNotice};
 use crate::record::lifecycle;
 use crate::record::{AttemptEvent, RunSpec};
 use crate::resources::Snapshot;
@@ -89,7 +90,7 @@ struct StdoutBatch(Batch);
 
 #[derive(Message)]
 #[rtype(result = "()")]
-struct CudaOom;
+struct Noticed(StderrNotice);
 
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -123,6 +124,8 @@ pub struct Worker {
     open_pumps: u8,
     drain_expired: bool,
     cuda_oom: bool,
+    /// stderr named the original tool's arguments (`--run-id`, `--max-minutes`).
+    legacy_args_named: bool,
     progress: ProgressUpdate,
     view: Arc<View>,
     rate_samples: Vec<(Instant, u64)>,
@@ -164,6 +167,7 @@ impl Worker {
             open_pumps: 0,
             drain_expired: false,
             cuda_oom: false,
+            legacy_args_named: false,
             progress,
             view,
             rate_samples: Vec::new(),
@@ -221,6 +225,11 @@ impl Worker {
         let launch = self.launch()?;
         let logs = open_logs(&self.attempt.run_dir)
             .map_err(|e| format!("cannot open the run's log files: {e}"))?;
+        // Where this attempt's output starts, so `logs` can mark the attempts apart.
+        let length = |file: &File| file.metadata().map_or(0, |m| m.len());
+        let (number, stdout_at, stderr_at) =
+            (self.attempt.number, length(&logs[0]), length(&logs[1]));
+        self.update(move |rec| rec.set_log_offsets(number, stdout_at, stderr_at));
         self.files = Some(
             FileWriter::start("run-files").map_err(|e| format!("cannot start a thread: {e}"))?,
         );
@@ -265,12 +274,12 @@ impl Worker {
         });
         let err_addr = addr.clone();
         spawn_named("stderr-pump", move || {
-            let oom_addr = err_addr.clone();
+            let notice_addr = err_addr.clone();
             let result = pump::pump_stderr(
                 stderr,
                 BufWriter::new(crate::stdio::stderr()),
                 BufWriter::new(stderr_log),
-                || oom_addr.do_send(CudaOom),
+                |notice| notice_addr.do_send(Noticed(notice)),
             );
             if let Err(e) = result {
                 tracing::warn!("stderr capture: {e}");
@@ -557,6 +566,14 @@ impl Worker {
         self.finished = true;
         let outcome = outcome::decide(exit, self.stop_cause, self.cuda_oom);
         self.progress.active_ms = self.clock.elapsed().as_millis() as u64;
+        if legacy_hint::applies(
+            &outcome,
+            self.clock.elapsed(),
+            self.legacy_args_named,
+            self.attempt.spec.options.legacy_args,
+        ) {
+            self.note(legacy_hint::EVENT, legacy_hint::HINT.to_string());
+        }
         if let Some(guard) = self.guard.take() {
             guard.release();
         }
@@ -656,10 +673,13 @@ impl Handler<Sampled> for Worker {
     }
 }
 
-impl Handler<CudaOom> for Worker {
+impl Handler<Noticed> for Worker {
     type Result = ();
-    fn handle(&mut self, _: CudaOom, _: &mut Context<Self>) {
-        self.cuda_oom = true;
+    fn handle(&mut self, Noticed(notice): Noticed, _: &mut Context<Self>) {
+        match notice {
+            StderrNotice::CudaOom => self.cuda_oom = true,
+            StderrNotice::LegacyArgs => self.legacy_args_named = true,
+        }
     }
 }
 

@@ -4,7 +4,7 @@ use super::Global;
 use super::common::{
     CliError, duration_text, loss_text, open_store_refreshed, print_json, time_text,
 };
-use super::table;
+use super::{out, table};
 use crate::record::{RunRecord, Status};
 use clap::Args;
 
@@ -67,9 +67,9 @@ pub fn execute(global: &Global, args: ListArgs) -> Result<i32, CliError> {
     }
     if rows.is_empty() {
         if args.status.is_some() || args.name.is_some() {
-            println!("no runs match");
+            out::line("no runs match");
         } else {
-            println!("no runs yet; start one with: backprop run examples/train.py");
+            out::line("no runs yet; start one with: backprop run examples/train.py");
         }
         return Ok(0);
     }
@@ -82,7 +82,7 @@ pub fn execute(global: &Global, args: ListArgs) -> Result<i32, CliError> {
         headers.push("SLURM");
     }
     let cells: Vec<Vec<String>> = rows.iter().map(|r| r.cells(on_slurm)).collect();
-    println!("{}", table::render_with_status(&headers, &cells, colour));
+    out::line(&table::render_with_status(&headers, &cells, colour));
     Ok(0)
 }
 

@@ -59,10 +59,13 @@ pub fn execute(_global: &Global, args: PlotArgs) -> Result<i32, CliError> {
             let height = (rows as usize)
                 .saturating_sub(4 + series.len())
                 .clamp(8, 40);
-            print!(
-                "{}",
-                plot::render_terminal(&series, &args.metric, width, height, table::colour())
-            );
+            super::out::print(&plot::render_terminal(
+                &series,
+                &args.metric,
+                width,
+                height,
+                table::colour(),
+            ));
         }
     }
     Ok(0)

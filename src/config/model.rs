@@ -153,7 +153,7 @@ pub(crate) struct KeySpec {
     pub env: EnvForm,
 }
 
-const MINUTES: &str = "a number of minutes above 0 or a duration like \"90s\" or \"2h\"";
+const MINUTES: &str = "a number of minutes above 0 or a duration like \"90s\" or \"2h\", at most 1 year (525600 minutes)";
 const SECONDS: &str = "a number of seconds or a duration like \"30s\" or \"2m\"";
 const SECONDS_ABOVE_ZERO: &str =
     "a number of seconds above 0 or a duration like \"5s\" or \"500ms\"";
