@@ -23,6 +23,7 @@ pub mod proc_info;
 pub mod process;
 pub mod protocol;
 pub mod pump;
+pub mod python_helper;
 pub mod reaper;
 pub mod record;
 pub mod resources;

@@ -53,6 +53,8 @@ pub struct Attempt {
     pub stdout_to_stderr: bool,
     /// Set for runs placed on GPUs: watched on every governor sample.
     pub gpu_watch: Option<GpuWatch>,
+    /// Where to write `backprop_helper.py` for the script (`pythonHelper`), if anywhere.
+    pub python_helper_dir: Option<PathBuf>,
 }
 
 /// How the attempt went, for the supervisor to record with what comes next.
@@ -198,6 +200,11 @@ impl Worker {
         let framework = launch::framework_for(&a.spec);
         let gpu_env = a.placement.env(framework);
         let timebox_file = self.timebox_file();
+        let inherited_pythonpath = std::env::var_os("PYTHONPATH").map(|v| v.into_string());
+        let python_helper_dir = a
+            .python_helper_dir
+            .as_deref()
+            .filter(|dir| helper_installed(dir, inherited_pythonpath.as_ref()));
         let env = launch::script_env(
             &a.spec,
             &AttemptEnv {
@@ -209,6 +216,10 @@ impl Worker {
                 framework,
                 timebox_file: Some(&timebox_file),
                 gpu_env: &gpu_env,
+                python_helper_dir,
+                inherited_pythonpath: inherited_pythonpath
+                    .as_ref()
+                    .and_then(|v| v.as_deref().ok()),
             },
             |key| std::env::var_os(key).is_some(),
         );
@@ -736,6 +747,25 @@ fn open_logs(run_dir: &Path) -> std::io::Result<[File; 3]> {
         open("stderr.log")?,
         open("metrics.jsonl")?,
     ])
+}
+
+/// Writes the helper module for the script; false (with a warning) when it cannot be used:
+/// not written, or an inherited PYTHONPATH that is not UTF-8 and could not be kept after it.
+fn helper_installed(dir: &Path, inherited: Option<&Result<String, std::ffi::OsString>>) -> bool {
+    if matches!(inherited, Some(Err(_))) {
+        tracing::warn!("PYTHONPATH is not UTF-8: left as it is, without backprop_helper");
+        return false;
+    }
+    match crate::python_helper::install(dir) {
+        Ok(()) => true,
+        Err(e) => {
+            crate::ui::warn(&format!(
+                "cannot write backprop_helper.py to {}: {e}; `import backprop_helper` will fail",
+                dir.display()
+            ));
+            false
+        }
+    }
 }
 
 /// Checkpoint paths are relative to the run's working directory.
