@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[derive(Args, Debug)]
 #[command(after_help = "Example:\n  backprop logs <run-id> -f")]
@@ -33,20 +33,46 @@ pub fn execute(_global: &Global, args: LogsArgs) -> Result<i32, CliError> {
         "stdout.log"
     });
     let mut copy = Copy::default();
+    let mut unplaced_since: Option<Instant> = None;
     loop {
-        copy.more(&path, &markers(&rec, args.stderr))?;
+        // The file first, then the record: an attempt that wrote any of these bytes was
+        // admitted before this read, so the record read after it knows the attempt.
+        let bytes = copy.read_new(&path)?;
+        rec = store.get(&rec.id).unwrap_or(rec);
+        let active = rec.status().is_active();
+        if args.follow && active && start_unplaced(&rec) {
+            // Its Worker records where it starts a moment after starting it: wait for that
+            // (not forever: a record that never gets it is shown without the marker).
+            if unplaced_since.get_or_insert_with(Instant::now).elapsed() < PLACING_WAIT {
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+        } else {
+            unplaced_since = None;
+        }
+        copy.print(&bytes, &markers(&rec, args.stderr));
         if !args.follow || out::is_gone() {
             return Ok(0);
         }
-        // A restart adds an attempt (and its marker) while we follow.
-        rec = store.get(&rec.id).unwrap_or(rec);
-        if !rec.status().is_active() {
+        if !active {
             // One last read: the run may have written its final lines just before ending.
-            copy.more(&path, &markers(&rec, args.stderr))?;
+            let bytes = copy.read_new(&path)?;
+            copy.print(&bytes, &markers(&rec, args.stderr));
             return Ok(0);
         }
         std::thread::sleep(Duration::from_millis(250));
     }
+}
+
+/// How long `-f` waits for a new attempt's start in the logs to be recorded.
+const PLACING_WAIT: Duration = Duration::from_secs(2);
+
+/// The run's latest attempt is a later one under way whose start in the logs is not recorded
+/// yet.
+fn start_unplaced(rec: &RunRecord) -> bool {
+    rec.current_attempt().is_some_and(|a| {
+        a.number > 1 && a.is_open() && a.stdout_offset == 0 && a.stderr_offset == 0
+    })
 }
 
 /// Where an attempt after the first begins in a log file, and the line that says so.
@@ -124,25 +150,30 @@ struct Copy {
 }
 
 impl Copy {
-    /// Prints whatever the file holds past the last call, with its markers.
-    fn more(&mut self, path: &Path, markers: &[Marker]) -> Result<(), CliError> {
+    /// What the file holds past what was printed.
+    fn read_new(&self, path: &Path) -> Result<Vec<u8>, CliError> {
         let unreadable =
             |e: std::io::Error| CliError::usage(format!("cannot read {}: {e}", path.display()));
         let mut file = match File::open(path) {
             Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(unreadable(e)),
         };
         file.seek(SeekFrom::Start(self.offset))
             .map_err(unreadable)?;
         let mut buf = Vec::new();
         file.read_to_end(&mut buf).map_err(unreadable)?;
+        Ok(buf)
+    }
+
+    /// Prints `bytes` (read at the current offset) with the markers that fall in them.
+    fn print(&mut self, bytes: &[u8], markers: &[Marker]) {
         let start = self.offset;
-        let end = start + buf.len() as u64;
+        let end = start + bytes.len() as u64;
         for piece in pieces(start, end, markers, &self.shown) {
             let written = match piece {
                 Piece::Bytes(a, b) => {
-                    out::write_bytes(&buf[(a - start) as usize..(b - start) as usize])
+                    out::write_bytes(&bytes[(a - start) as usize..(b - start) as usize])
                 }
                 Piece::Marker(m) => {
                     self.shown.insert(m.attempt);
@@ -154,7 +185,6 @@ impl Copy {
             }
         }
         self.offset = end;
-        Ok(())
     }
 }
 
@@ -192,6 +222,30 @@ mod tests {
         );
         // Nothing new: only a marker not shown yet at the end of the file.
         assert_eq!(pieces(30, 30, &markers, &BTreeSet::from([2, 3])), []);
+    }
+
+    #[test]
+    fn a_later_attempt_without_its_start_recorded_is_unplaced() {
+        use crate::record::{Attempt, RunSpec};
+        let mut rec = RunRecord::new(
+            crate::runid::RunId::parse("r").unwrap(),
+            "r".into(),
+            RunSpec::default(),
+            1,
+        );
+        let open = |number: u32, offset: u64| {
+            let mut attempt = Attempt::default();
+            attempt.number = number;
+            attempt.start_time = Some(1);
+            attempt.stdout_offset = offset;
+            attempt
+        };
+        rec.attempts.push(open(1, 0));
+        assert!(!start_unplaced(&rec), "the first attempt starts at 0");
+        rec.attempts.push(open(2, 0));
+        assert!(start_unplaced(&rec));
+        rec.attempts[1].stdout_offset = 120;
+        assert!(!start_unplaced(&rec));
     }
 
     #[test]
