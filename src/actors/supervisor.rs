@@ -346,7 +346,10 @@ impl Supervisor {
             echo_protocol: self.settings.echo_protocol,
             quiet: self.settings.quiet,
             stdout_to_stderr: self.settings.stdout_to_stderr,
-            python_helper_dir: (job.spec.options.python_helper)
+            python_helper_dir: job
+                .spec
+                .options
+                .python_helper
                 .then(|| crate::python_helper::dir_in(self.store.home())),
         };
         let worker = Worker::new(
