@@ -69,6 +69,17 @@ pub struct AppendFile {
     len: u64,
 }
 
+impl AppendFile {
+    /// The file's length: where the next write lands.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
 impl Write for AppendFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self.file.write_all(buf) {

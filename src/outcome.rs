@@ -55,6 +55,19 @@ pub struct Outcome {
     pub exit_code: i32,
 }
 
+impl Outcome {
+    /// Why a failed attempt failed, for a message: `exit 2`, `signal 11, exit 139`,
+    /// `cuda_oom, exit 1` (never `exit, exit 2`).
+    pub fn failure_text(&self) -> String {
+        let code = self.exit_code;
+        match self.reason.as_str() {
+            "exit" => format!("exit {code}"),
+            "signal" if code > 128 => format!("signal {}, exit {code}", code - 128),
+            reason => format!("{reason}, exit {code}"),
+        }
+    }
+}
+
 /// Decides the outcome of an attempt.
 pub fn decide(exit: ExitInfo, cause: Option<StopCause>, cuda_oom: bool) -> Outcome {
     let outcome = |status, reason: &str, exit_code| Outcome {
@@ -121,6 +134,19 @@ mod tests {
             (Status::Failed, 139, "signal")
         );
         assert_eq!(decide(code(1), None, true).reason, "cuda_oom");
+    }
+
+    #[test]
+    fn a_failure_reads_without_repeating_itself() {
+        assert_eq!(decide(code(2), None, false).failure_text(), "exit 2");
+        assert_eq!(
+            decide(signal(11), None, false).failure_text(),
+            "signal 11, exit 139"
+        );
+        assert_eq!(
+            decide(code(1), None, true).failure_text(),
+            "cuda_oom, exit 1"
+        );
     }
 
     #[test]

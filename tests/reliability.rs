@@ -238,7 +238,7 @@ fn hostile_scripts_are_handled() {
         "phantom",
     ]);
     assert_eq!(out.status.code(), Some(0));
-    let out = env.run(&["resume", "phantom"]);
+    let out = env.run(&["resume", "phantom", "--force"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
     assert!(
         stderr_of(&out).contains("no longer exists"),

@@ -346,6 +346,11 @@ impl Supervisor {
             echo_protocol: self.settings.echo_protocol,
             quiet: self.settings.quiet,
             stdout_to_stderr: self.settings.stdout_to_stderr,
+            python_helper_dir: job
+                .spec
+                .options
+                .python_helper
+                .then(|| crate::python_helper::dir_in(self.store.home())),
         };
         let worker = Worker::new(
             attempt,
@@ -487,10 +492,9 @@ impl Supervisor {
             Next::Restart { after, from } => {
                 job.plan.restarts_used += 1;
                 let why = format!(
-                    "attempt {} failed ({}, exit {}); restart {} of {} in {}s",
+                    "attempt {} failed ({}); restart {} of {} in {}s",
                     job.attempt,
-                    outcome.reason,
-                    outcome.exit_code,
+                    outcome.failure_text(),
                     job.plan.restarts_used,
                     job.plan.max_restarts,
                     after.as_secs()

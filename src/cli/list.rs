@@ -2,7 +2,7 @@
 
 use super::Global;
 use super::common::{CliError, duration_text, loss_text, open_store_refreshed, time_text};
-use super::table;
+use super::{out, table};
 use crate::record::{RunRecord, Status};
 use crate::store::{ListQuery, ListRow, query};
 use clap::Args;
@@ -74,9 +74,9 @@ pub fn execute(global: &Global, args: ListArgs) -> Result<i32, CliError> {
     }
     if rows.is_empty() {
         if args.status.is_some() || args.name.is_some() || args.since.is_some() {
-            println!("no runs match");
+            out::line("no runs match");
         } else {
-            println!("no runs yet; start one with: backprop run examples/train.py");
+            out::line("no runs yet; start one with: backprop run examples/train.py");
         }
         return Ok(0);
     }
@@ -89,32 +89,43 @@ pub fn execute(global: &Global, args: ListArgs) -> Result<i32, CliError> {
         headers.push("SLURM");
     }
     let cells: Vec<Vec<String>> = rows.iter().map(|r| cells(r, on_slurm)).collect();
-    println!("{}", table::render_with_status(&headers, &cells, colour));
+    out::line(&table::render_with_status(&headers, &cells, colour));
     if more && args.limit.is_none() {
-        println!("(the newest {}; --limit N or --all for more)", rows.len());
+        out::line(&format!(
+            "(the newest {}; --limit N or --all for more)",
+            rows.len()
+        ));
     }
     Ok(0)
 }
 
-/// `list --json`: the records as one JSON array, streamed.
+/// `list --json`: the records as one JSON array, streamed (a reader that goes away ends it
+/// quietly).
 fn print_records(db: &crate::store::Db, query: &ListQuery) -> Result<i32, CliError> {
-    use std::io::Write;
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
     let mut first = true;
-    let written = out.write_all(b"[").map_err(|e| e.to_string());
-    written.map_err(CliError::usage)?;
-    query::each_record(db.conn(), query, |_, raw| {
-        out.write_all(if first { b"\n" } else { b",\n" })?;
+    let mut text = String::from("[");
+    let streamed = query::each_record(db.conn(), query, |_, raw| {
+        text.push_str(if first { "\n" } else { ",\n" });
         first = false;
         // The stored text, normalised (the same form as the record's own serialisation).
         let value: serde_json::Value = serde_json::from_str(raw).map_err(std::io::Error::other)?;
-        serde_json::to_writer_pretty(&mut out, &value)?;
+        text.push_str(&serde_json::to_string_pretty(&value).map_err(std::io::Error::other)?);
+        // Written in pieces, so a long list is never held whole.
+        if text.len() > 1 << 16 && !out::print(&std::mem::take(&mut text)) {
+            return Err(std::io::ErrorKind::BrokenPipe.into());
+        }
         Ok(())
-    })?;
-    out.write_all(b"\n]\n")
-        .and_then(|_| out.flush())
-        .map_err(|e| CliError::usage(e.to_string()))?;
+    });
+    match streamed {
+        Err(crate::store::StoreError::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::BrokenPipe =>
+        {
+            return Ok(0);
+        }
+        other => other?,
+    }
+    text.push_str("\n]\n");
+    out::print(&text);
     Ok(0)
 }
 

@@ -8,6 +8,7 @@ mod export;
 mod flags;
 mod list;
 mod logs;
+mod out;
 mod plot;
 mod queue;
 mod resume;
@@ -65,7 +66,7 @@ pub enum Command {
     /// A metric over steps, in the terminal or as an image; several runs overlay
     Plot(plot::PlotArgs),
     /// The effective configuration and the source of every value
-    Config(config::ConfigArgs),
+    Config(Box<config::ConfigArgs>),
     /// A shell completion script
     Completions(completions::CompletionsArgs),
     /// Write the store's records for other tools (json, jsonl, csv)
@@ -101,6 +102,11 @@ pub fn main() -> i32 {
         }
     };
     init_tracing(cli.verbose);
+    let is_guard = matches!(cli.command, Command::Guard { .. });
+    if !is_guard && let Err(e) = crate::config::check_env_names(&common::process_env()) {
+        crate::ui::error(&e.to_string());
+        return EXIT_USAGE;
+    }
     let global = Global {
         config: cli.config,
         json: cli.json,
@@ -115,7 +121,7 @@ pub fn main() -> i32 {
         Command::Status(args) => status::execute(&global, args),
         Command::Stop(args) => stop::execute(&global, args),
         Command::Logs(args) => logs::execute(&global, args),
-        Command::Config(args) => config::execute(&global, args),
+        Command::Config(args) => config::execute(&global, *args),
         Command::Plot(args) => plot::execute(&global, args),
         Command::Completions(args) => completions::execute(&global, args),
         Command::Export(args) => export::execute(&global, args),

@@ -46,7 +46,7 @@ pub struct RunArgs {
 }
 
 pub fn execute(global: &Global, args: RunArgs) -> Result<i32, CliError> {
-    let loaded = load_config(global, args.config.flags())?;
+    let loaded = load_config(global, args.config.flags()?)?;
     let config = &loaded.config;
     let executor = config.executor;
     if executor == Executor::Local
@@ -110,7 +110,7 @@ pub fn execute(global: &Global, args: RunArgs) -> Result<i32, CliError> {
             if global.json {
                 print_json(&serde_json::json!({"id": run_id, "slurmJobId": job_id}));
             } else {
-                println!("{run_id}");
+                super::out::line(run_id.as_str());
             }
             Ok(0)
         }

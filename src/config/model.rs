@@ -34,6 +34,8 @@ pub struct Config {
     pub resume_arg: String,
     /// `legacy`: scripts also get the original tool's arguments (`--run-id`, `--max-minutes`).
     pub script_args: ScriptArgs,
+    /// Make `import backprop_helper` work in every run (the helper module on PYTHONPATH).
+    pub python_helper: bool,
     pub max_restarts: u32,
     /// GPUs per run; `None` = 1 where GPUs exist, 0 otherwise.
     pub gpus_per_run: Option<u32>,
@@ -93,6 +95,7 @@ impl Default for Config {
             interpreter: "python3".into(),
             resume_arg: "--resume-from".into(),
             script_args: ScriptArgs::None,
+            python_helper: true,
             max_restarts: 0,
             gpus_per_run: None,
             executor: Executor::Local,
@@ -156,7 +159,7 @@ pub(crate) struct KeySpec {
     pub env: EnvForm,
 }
 
-const MINUTES: &str = "a number of minutes above 0 or a duration like \"90s\" or \"2h\"";
+const MINUTES: &str = "a number of minutes above 0 or a duration like \"90s\" or \"2h\", at most 1 year (525600 minutes)";
 const SECONDS: &str = "a number of seconds or a duration like \"30s\" or \"2m\"";
 const SECONDS_ABOVE_ZERO: &str =
     "a number of seconds above 0 or a duration like \"5s\" or \"500ms\"";
@@ -231,6 +234,11 @@ pub(crate) const KEYS: &[KeySpec] = &[
     KeySpec {
         key: "scriptArgs",
         expected: "one of \"none\", \"legacy\" (the original tool's --run-id and --max-minutes)",
+        env: EnvForm::Json,
+    },
+    KeySpec {
+        key: "pythonHelper",
+        expected: "true or false (put backprop_helper on the scripts' PYTHONPATH)",
         env: EnvForm::Json,
     },
     KeySpec {

@@ -9,7 +9,7 @@ use super::model::{Config, expected_of};
 pub(crate) fn validate(c: &Config, figment: &Figment) -> Result<(), ConfigError> {
     let fail = |key: &str| Err(invalid(figment, key, expected_of(key)));
 
-    if c.max_run_minutes.duration().is_zero() {
+    if c.max_run_minutes.out_of_range().is_some() {
         return fail("maxRunMinutes");
     }
     if c.max_parallel == 0 {
@@ -21,7 +21,7 @@ pub(crate) fn validate(c: &Config, figment: &Figment) -> Result<(), ConfigError>
         return fail("gpuMemoryLimit");
     }
     if c.checkpoint_every_minutes
-        .is_some_and(|m| m.duration().is_zero())
+        .is_some_and(|m| m.out_of_range().is_some())
     {
         return fail("checkpointEveryMinutes");
     }

@@ -331,7 +331,7 @@ fn impossible(
     if totals.len() == usable.len() && fitting < count as usize {
         let (_, largest, need) = totals.iter().max_by_key(|(_, total, _)| *total)?;
         return Some(format!(
-            "the run needs {need} MB free on each GPU (gpuMemoryLimit / gpu.minFreeVramMB) but \
+            "the run needs {need} MB free on each GPU (gpuMemoryLimit -g / gpu.minFreeVramMB --gpu-min-vram) but \
              the largest GPU here has {largest} MB"
         ));
     }
@@ -514,7 +514,7 @@ impl<'a> Sim<'a> {
         );
         if gpu.free < need.free_mb {
             return Some(format!(
-                "GPU {index}: {} MB free for new runs, needs {} MB (gpuMemoryLimit / gpu.minFreeVramMB)",
+                "GPU {index}: {} MB free for new runs, needs {} MB (gpuMemoryLimit -g / gpu.minFreeVramMB --gpu-min-vram)",
                 gpu.free, need.free_mb
             ));
         }
