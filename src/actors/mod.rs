@@ -59,7 +59,7 @@ pub fn run_jobs(store: Store, config: SystemConfig, jobs: Vec<Job>) -> Results {
             supervisor.do_send(Submit(job));
         }
         let results = finished.await.unwrap_or_default();
-        let _ = store_actor.send(store::Flush).await;
+        let _ = store_actor.send(store::FinalFlush).await;
         results
     })
 }

@@ -38,6 +38,8 @@ enum Job {
     /// A transaction of its own, after every change sent before it.
     Exclusive(Box<dyn FnOnce(&mut Writer) + Send>),
     Barrier(oneshot::Sender<()>),
+    /// Before the process ends: this process's runs in the store are as it last wrote them.
+    Verify(oneshot::Sender<()>),
 }
 
 pub struct StoreActor {
@@ -77,6 +79,24 @@ impl ProgressUpdate {
             metrics: BTreeMap::new(),
             active_ms: 0,
         }
+    }
+}
+
+/// Resolves once everything is written and this process's runs in the store are as it last
+/// wrote them.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct FinalFlush;
+
+impl Handler<FinalFlush> for StoreActor {
+    type Result = ResponseFuture<()>;
+    fn handle(&mut self, _: FinalFlush, _: &mut Context<Self>) -> Self::Result {
+        self.send_pending_progress();
+        let (done, wait) = oneshot::channel();
+        let _ = self.writer.send(Job::Verify(done));
+        Box::pin(async move {
+            let _ = wait.await;
+        })
     }
 }
 
@@ -253,7 +273,10 @@ struct Writer {
     store: Store,
     db: Option<Db>,
     unwritten: Vec<(RunId, Change)>,
+    /// This process's runs as it last wrote them: its copy is the one that counts.
     mine: HashMap<RunId, RunRecord>,
+    /// The database was replaced or rebuilt: every run of `mine` is written again.
+    rebuilt: bool,
     warned: bool,
     told_recovery: bool,
 }
@@ -265,6 +288,7 @@ impl Writer {
             db: None,
             unwritten: Vec::new(),
             mine: HashMap::new(),
+            rebuilt: false,
             warned: false,
             told_recovery: false,
         }
@@ -272,8 +296,16 @@ impl Writer {
 
     /// The connection, (re)opened when there is none or the file was replaced.
     fn db(&mut self) -> Result<&mut Db, StoreError> {
-        if self.db.as_ref().is_some_and(|db| !db.is_current()) {
-            self.db = None;
+        if let Some(db) = self.db.take_if(|db| !db.is_current()) {
+            self.rebuilt = true;
+            if db.shrunk() {
+                // Truncated in place: what is left of it is damage, set aside.
+                let judged = db.inode();
+                drop(db);
+                let aside = crate::store::move_aside(self.store.home(), judged)?;
+                self.told_recovery = false;
+                self.tell_recovery(&[], aside);
+            }
         }
         if self.db.is_none() {
             self.db = Some(self.store.connect()?);
@@ -287,31 +319,32 @@ impl Writer {
         let mut recovered = false;
         loop {
             self.db()?;
+            let all = self.rebuilt;
             let (db, mine) = (self.db.as_mut().expect("just opened"), &self.mine);
             let result = db.update_written(|tx| {
-                let restored = restore(tx, mine);
+                let restored = restore(tx, mine, all);
                 (change(tx), restored)
             });
             match result {
                 Ok(((result, restored), written)) => {
+                    self.rebuilt = false;
                     if !restored.is_empty() {
                         self.tell_recovery(&restored, None);
                     }
                     for rec in written {
-                        if rec.status().is_active() {
-                            self.mine.insert(rec.id.clone(), rec);
-                        } else {
-                            self.mine.remove(&rec.id);
-                        }
+                        self.mine.insert(rec.id.clone(), rec);
                     }
                     return Ok(result);
                 }
-                Err(e) if e.is_damage() && !recovered => {
+                Err(e) if (e.is_damage() || e.is_emptied()) && !recovered => {
                     recovered = true;
-                    self.db = None;
-                    let aside = crate::store::move_aside(self.store.home())?;
-                    self.told_recovery = false;
-                    self.tell_recovery(&[], aside);
+                    let judged = self.db.take().and_then(|db| db.inode());
+                    self.rebuilt = true;
+                    if e.is_damage() {
+                        let aside = crate::store::move_aside(self.store.home(), judged)?;
+                        self.told_recovery = false;
+                        self.tell_recovery(&[], aside);
+                    }
                 }
                 Err(e) => return Err(e),
             }
@@ -339,6 +372,27 @@ impl Writer {
         crate::ui::warn(&text);
     }
 
+    /// Puts back this process's runs wherever the store's copy is not the one it wrote last
+    /// (a store rebuilt from an older export after damage, say).
+    fn verify(&mut self) {
+        let mine = self.mine.clone();
+        let fixed = self.transact(|tx| {
+            let mut fixed = Vec::new();
+            for (id, rec) in &mine {
+                if tx.record(id).ok().as_ref() != Some(rec) {
+                    tx.put(rec);
+                    fixed.push(id.clone());
+                }
+            }
+            fixed
+        });
+        match fixed {
+            Ok(fixed) if !fixed.is_empty() => self.tell_recovery(&fixed, None),
+            Ok(_) => {}
+            Err(e) => tracing::warn!("cannot check the runs' records: {e}"),
+        }
+    }
+
     /// Writes the changes not written yet in one transaction; they stay queued if the store
     /// cannot be written.
     fn write_changes(&mut self) {
@@ -346,15 +400,36 @@ impl Writer {
             return;
         }
         let unwritten = std::mem::take(&mut self.unwritten);
+        let mine = self.mine.clone();
         let result = self.transact(|tx| {
+            // Several changes to one run in this batch build on each other; each run is
+            // written once, in the order first changed.
+            let mut changed: Vec<RunRecord> = Vec::new();
             for (id, change) in &unwritten {
-                match tx.record(id) {
-                    Ok(mut rec) => {
-                        change(&mut rec);
-                        tx.put(&rec);
-                    }
-                    Err(e) => tracing::warn!("store update of {id} skipped: {e}"),
+                if let Some(rec) = changed.iter_mut().find(|r| r.id == *id) {
+                    change(rec);
+                    continue;
                 }
+                // This process's copy of its own run counts (a stale copy brought back from
+                // the export after damage must not win); only a stop request comes from others.
+                let mut rec = match (mine.get(id), tx.record(id)) {
+                    (Some(ours), Ok(theirs)) => {
+                        let mut rec = ours.clone();
+                        rec.stop_requested |= theirs.stop_requested;
+                        rec
+                    }
+                    (Some(ours), Err(_)) => ours.clone(),
+                    (None, Ok(theirs)) => theirs,
+                    (None, Err(e)) => {
+                        tracing::warn!("store update of {id} skipped: {e}");
+                        continue;
+                    }
+                };
+                change(&mut rec);
+                changed.push(rec);
+            }
+            for rec in &changed {
+                tx.put(rec);
             }
         });
         match result {
@@ -381,11 +456,12 @@ impl Writer {
     }
 }
 
-/// Puts back this process's live runs that the store no longer has; returns their ids.
-fn restore(tx: &mut Tx, mine: &HashMap<RunId, RunRecord>) -> Vec<RunId> {
+/// Puts back this process's runs that the store no longer has (all of them, over what the
+/// store holds, after it was replaced or rebuilt); returns their ids.
+fn restore(tx: &mut Tx, mine: &HashMap<RunId, RunRecord>, all: bool) -> Vec<RunId> {
     let mut restored = Vec::new();
     for (id, rec) in mine {
-        if !tx.contains(id) {
+        if all || !tx.contains(id) {
             tx.put(rec);
             restored.push(id.clone());
         }
@@ -423,6 +499,11 @@ fn write_loop(store: Store, jobs: Receiver<Job>) {
                     run(&mut writer);
                 }
                 Job::Barrier(done) => barriers.push(done),
+                Job::Verify(done) => {
+                    writer.write_changes();
+                    writer.verify();
+                    barriers.push(done);
+                }
             }
         }
         writer.write_changes();

@@ -50,7 +50,7 @@ pub fn sync_records(store: &Store, all: &[&RunRecord]) -> Result<bool, StoreErro
         client::sacct(&gone).unwrap_or_default()
     };
     store.update(|ex| {
-        for old in records {
+        for old in &records {
             let Ok(mut rec) = ex.record(&old.id) else {
                 continue;
             };

@@ -290,7 +290,8 @@ pub fn settle_on_exit(home: &Path) {
     let small = query::count(db.conn()).is_ok_and(|n| n < SMALL_STORE);
     if small {
         if let Err(e) = export_now(&mut db) {
-            tracing::warn!("export of {EXPERIMENTS_FILE} failed: {e}");
+            // The next command (or supervising process) writes it.
+            tracing::debug!("export of {EXPERIMENTS_FILE} failed: {e}");
         }
     } else if due(&pending, Duration::ZERO, crate::clock::now_ms()) {
         spawn_detached_export(home);

@@ -62,23 +62,18 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// The database file is damaged (or is not a database any more).
-    /// The database file is damaged, is not a database any more, or lost its tables (it
-    /// was truncated or replaced under us).
+    /// The database file is damaged or is not a database any more.
     pub fn is_damage(&self) -> bool {
         use rusqlite::ErrorCode::{DatabaseCorrupt, NotADatabase};
-        match self {
-            StoreError::Sql {
-                source: rusqlite::Error::SqliteFailure(e, message),
-                ..
-            } => {
-                matches!(e.code, DatabaseCorrupt | NotADatabase)
-                    || message
-                        .as_deref()
-                        .is_some_and(|m| m.contains("no such table"))
-            }
-            _ => false,
-        }
+        matches!(self, StoreError::Sql { source: rusqlite::Error::SqliteFailure(e, _), .. }
+            if matches!(e.code, DatabaseCorrupt | NotADatabase))
+    }
+
+    /// The database lost its tables (emptied under us, or being created right now): opened
+    /// again, it is set up afresh.
+    pub fn is_emptied(&self) -> bool {
+        matches!(self, StoreError::Sql { source: rusqlite::Error::SqliteFailure(_, Some(m)), .. }
+            if m.contains("no such table"))
     }
 }
 
@@ -160,18 +155,35 @@ impl Store {
     }
 
     /// A write transaction; `change` sees the latest contents and its writes are committed
-    /// together (or not at all).
-    pub fn update<R>(&self, change: impl FnOnce(&mut Tx) -> R) -> Result<R, StoreError> {
-        self.connect()?
-            .update(change)
-            .map_err(|e| explain(e, &self.home))
+    /// together (or not at all). A database found damaged (or emptied) on the way is set
+    /// aside and the change made in a fresh one.
+    pub fn update<R>(&self, mut change: impl FnMut(&mut Tx) -> R) -> Result<R, StoreError> {
+        let mut db = self.connect()?;
+        match db.update(&mut change) {
+            Err(e) if e.is_damage() || e.is_emptied() => {
+                let judged = db.inode();
+                drop(db);
+                if e.is_damage()
+                    && let Some(aside) = move_aside(&self.home, judged)?
+                {
+                    crate::ui::warn(&format!(
+                        "the store was damaged; moved it aside unchanged to {} and started a new one",
+                        aside.display()
+                    ));
+                }
+                self.connect()?
+                    .update(change)
+                    .map_err(|e| explain(e, &self.home))
+            }
+            other => other.map_err(|e| explain(e, &self.home)),
+        }
     }
 
     /// Changes one record in a transaction; fails if it does not exist or cannot be parsed.
     pub fn update_record<R>(
         &self,
         id: &str,
-        change: impl FnOnce(&mut RunRecord) -> R,
+        mut change: impl FnMut(&mut RunRecord) -> R,
     ) -> Result<R, StoreError> {
         self.update(|tx| {
             let mut rec = tx.record(id)?;
@@ -198,6 +210,8 @@ pub struct Db {
     home: PathBuf,
     /// (device, inode) of the file opened.
     inode: Option<(u64, u64)>,
+    /// The largest size the file was seen with after a transaction.
+    size_seen: std::cell::Cell<u64>,
     /// The journal mode in use and, on a network filesystem, its type.
     pub journal: Journal,
 }
@@ -238,6 +252,7 @@ impl Db {
             conn,
             home: home.to_path_buf(),
             inode: inode_of(&path),
+            size_seen: Default::default(),
             journal: Journal::Wal,
         };
         let prepared = db.configure().and_then(|_| db.prepare());
@@ -251,9 +266,10 @@ impl Db {
         }
         match prepared {
             Err(e) if e.is_damage() => {
+                let judged = db.inode;
                 drop(db);
                 // Another process may have moved it aside first: then its new one is used.
-                if let Some(aside) = move_aside(home)? {
+                if let Some(aside) = move_aside(home, judged)? {
                     crate::ui::warn(&format!(
                         "the store {} was damaged; moved it aside unchanged to {} (`backprop \
                          doctor` shows what it holds) and started a new one",
@@ -277,6 +293,7 @@ impl Db {
                 conn,
                 home: home.to_path_buf(),
                 inode: None,
+                size_seen: Default::default(),
                 journal: Journal::Wal,
             };
             if let schema::Found::Newer(found) =
@@ -291,6 +308,7 @@ impl Db {
             conn,
             home: home.to_path_buf(),
             inode: None,
+            size_seen: Default::default(),
             journal: Journal::InMemory,
         };
         schema::create(&db.conn).map_err(sql("create the tables"))?;
@@ -302,6 +320,12 @@ impl Db {
         self.conn
             .busy_handler(Some(holder::busy_handler(self.home.clone())))
             .map_err(sql("configure the database"))?;
+        // A store of a newer format is refused before anything in it is changed.
+        if let schema::Found::Newer(found) =
+            schema::version_of(&self.conn).map_err(sql("read the version"))?
+        {
+            return Err(self.newer(found));
+        }
         let (mode, synchronous) = match fs_kind::network_filesystem(&self.home) {
             Some(kind) => {
                 self.journal = Journal::Rollback(kind);
@@ -309,9 +333,25 @@ impl Db {
             }
             None => ("WAL", "NORMAL"),
         };
-        self.conn
-            .pragma_update(None, "journal_mode", mode)
-            .map_err(sql("set the journal mode"))?;
+        // Changing the journal mode needs the database to itself, and SQLite answers "busy"
+        // at once (no busy handler) while another connection reads: ask again a while.
+        let current: String = self
+            .conn
+            .pragma_query_value(None, "journal_mode", |row| row.get(0))
+            .map_err(sql("read the journal mode"))?;
+        let started = std::time::Instant::now();
+        while !current.eq_ignore_ascii_case(mode) {
+            match self.conn.pragma_update(None, "journal_mode", mode) {
+                Ok(()) => break,
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::DatabaseBusy
+                        && started.elapsed() < std::time::Duration::from_secs(30) =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                Err(e) => return Err(sql("set the journal mode")(e)),
+            }
+        }
         self.conn
             .pragma_update(None, "synchronous", synchronous)
             .map_err(sql("set the journal mode"))
@@ -343,6 +383,11 @@ impl Db {
         &self.conn
     }
 
+    /// (device, inode) of the database file this connection opened.
+    pub fn inode(&self) -> Option<(u64, u64)> {
+        self.inode
+    }
+
     pub fn home(&self) -> &Path {
         &self.home
     }
@@ -369,6 +414,9 @@ impl Db {
         if outcome.changed {
             export::note_change(&self.home);
         }
+        if let Ok(meta) = fs::metadata(self.home.join(DB_FILE)) {
+            self.size_seen.set(self.size_seen.get().max(meta.len()));
+        }
         if outcome.freed
             && let Err(e) = crate::wake::touch(&self.home)
         {
@@ -379,12 +427,23 @@ impl Db {
 
     /// Whether the database file is still the one this connection opened (another process
     /// may have replaced or removed it).
+    /// The same file, but smaller than it was: the database never gets smaller (no vacuum),
+    /// so it was truncated under us.
+    pub fn shrunk(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        fs::metadata(self.home.join(DB_FILE))
+            .is_ok_and(|m| Some((m.dev(), m.ino())) == self.inode && m.len() < self.size_seen.get())
+    }
+
+    /// Also false when the file shrank: the database never gets smaller (no vacuum), so it
+    /// was truncated under us.
     pub fn is_current(&self) -> bool {
         use std::os::unix::fs::MetadataExt;
         let Some(opened) = self.inode else {
             return true;
         };
-        fs::metadata(self.home.join(DB_FILE)).is_ok_and(|m| (m.dev(), m.ino()) == opened)
+        fs::metadata(self.home.join(DB_FILE))
+            .is_ok_and(|m| (m.dev(), m.ino()) == opened && m.len() >= self.size_seen.get())
     }
 }
 
@@ -435,10 +494,33 @@ fn access_ok(dir: &Path) -> bool {
     nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK).is_ok()
 }
 
-/// Renames a damaged database (and its journal files) to `backprop.db.damaged-<ms>`, byte
-/// for byte, never over another file. None when it is gone already (another process moved
-/// it).
-pub fn move_aside(home: &Path) -> Result<Option<PathBuf>, StoreError> {
+/// Renames the damaged database `judged` ((device, inode) of the file found damaged) and its
+/// journal files to `backprop.db.damaged-<ms>`, byte for byte, never over another file. None
+/// when that file is not there any more (another process moved it aside and may already have
+/// started a new store, which must not be moved in its turn).
+pub fn move_aside(home: &Path, judged: Option<(u64, u64)>) -> Result<Option<PathBuf>, StoreError> {
+    // One repair at a time: the check and the rename must not interleave with another's.
+    let lock = private_file(
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false),
+    )
+    .open(home.join("store.repair.lock"))
+    .map_err(|source| StoreError::Io {
+        action: "open",
+        path: home.join("store.repair.lock"),
+        source,
+    })?;
+    lock.lock().map_err(|source| StoreError::Io {
+        action: "lock",
+        path: home.join("store.repair.lock"),
+        source,
+    })?;
+    if judged.is_some() && inode_of(&home.join(DB_FILE)) != judged {
+        return Ok(None);
+    }
     let stamp = crate::clock::now_ms();
     let path = home.join(DB_FILE);
     let aside = (0..)

@@ -179,3 +179,44 @@ pub fn expect_all_succeed(children: Vec<std::process::Child>) {
         assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
     }
 }
+
+/// A small tmpfs (root only). Where mounting is not allowed: None and a SKIPPED line, or a
+/// failure under CI (which runs as root), so a full-disk test never passes checking nothing.
+pub struct Tmpfs(pub std::path::PathBuf);
+impl Tmpfs {
+    pub fn mount(dir: &std::path::Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(dir).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            assert!(
+                std::env::var("CI").is_err(),
+                "cannot mount a tmpfs at {} under CI: the full-disk tests need root",
+                dir.display()
+            );
+            eprintln!("SKIPPED: cannot mount a tmpfs here (needs root); full-disk cases untested");
+            return None;
+        }
+        Some(Tmpfs(dir.to_path_buf()))
+    }
+    pub fn remount(&self, options: &str) {
+        let status = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,{options}")])
+            .arg(&self.0)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
