@@ -5,8 +5,8 @@
 use super::Global;
 use super::common::{CliError, open_store};
 use crate::proc_info::{self, Liveness};
+use crate::record::RunRecord;
 use crate::record::lifecycle;
-use crate::record::{RunRecord, Status};
 use crate::runid::RunId;
 use crate::store::{Store, StoreError};
 use clap::Args;
@@ -47,8 +47,12 @@ pub fn execute(global: &Global, args: StopArgs) -> Result<i32, CliError> {
         return Ok(0);
     }
     let ids: Vec<RunId> = active.iter().map(|r| r.id.clone()).collect();
+    // Runs handed to Slurm are stopped through Slurm (their node reads no store).
+    let (on_slurm, here): (Vec<&RunRecord>, Vec<&RunRecord>) =
+        active.iter().copied().partition(|r| r.slurm.is_some());
+    let local_ids: Vec<RunId> = here.iter().map(|r| r.id.clone()).collect();
     store.update(|ex| {
-        for id in &ids {
+        for id in &local_ids {
             if let Ok(mut rec) = ex.record(id)
                 && lifecycle::request_stop(&mut rec).is_ok()
             {
@@ -57,7 +61,7 @@ pub fn execute(global: &Global, args: StopArgs) -> Result<i32, CliError> {
         }
     })?;
     let host = proc_info::hostname();
-    let supervisors: BTreeSet<u32> = active
+    let supervisors: BTreeSet<u32> = here
         .iter()
         .filter_map(|r| r.supervisor.as_ref())
         .filter(|s| proc_info::liveness(s, &host) == Liveness::Alive)
@@ -66,7 +70,9 @@ pub fn execute(global: &Global, args: StopArgs) -> Result<i32, CliError> {
     for pid in supervisors {
         crate::process::signal_pid(pid, Signal::SIGUSR2);
     }
-    stop_on_slurm(&store, &active, &host)?;
+    if !on_slurm.is_empty() {
+        crate::slurm::stop::stop(&store, &on_slurm).map_err(|e| CliError::with_code(1, e))?;
+    }
     if args.no_wait {
         return Ok(0);
     }
@@ -104,37 +110,6 @@ pub fn execute(global: &Global, args: StopArgs) -> Result<i32, CliError> {
             limit.as_secs()
         ),
     ))
-}
-
-/// Slurm runs no local process supervises: a waiting job is cancelled (and the run ends
-/// `stopped`); a running one gets SIGTERM in its batch step, which is backprop on the node,
-/// so it takes the graceful path.
-fn stop_on_slurm(
-    store: &crate::store::Store,
-    active: &[&RunRecord],
-    host: &str,
-) -> Result<(), CliError> {
-    for rec in active {
-        let Some(job) = &rec.slurm else { continue };
-        let local = rec
-            .supervisor
-            .as_ref()
-            .is_some_and(|s| proc_info::liveness(s, host) == Liveness::Alive);
-        if local {
-            continue;
-        }
-        if rec.status() == Status::Queued {
-            crate::slurm::cancel(&job.job_id, None).map_err(|e| CliError::usage(e.to_string()))?;
-            store.update_record(&rec.id, |r| {
-                let _ =
-                    lifecycle::end_unstarted(r, Status::Stopped, "user", crate::clock::now_ms());
-            })?;
-        } else {
-            crate::slurm::cancel(&job.job_id, Some("TERM"))
-                .map_err(|e| CliError::usage(e.to_string()))?;
-        }
-    }
-    Ok(())
 }
 
 /// The runs named: one run, every run of a batch, or (no id) every active run.
