@@ -124,6 +124,18 @@ pub fn update(
     }
     let started = job.node_updated_ms.is_some() || rec.status() != Status::Queued;
     if let Some(row) = queued.get(&job.job_id) {
+        if row.state == "PENDING"
+            && !rec.status().is_active()
+            && rec.reason.as_deref() == Some(SLURM_ENDED)
+        {
+            // Slurm ended the job and queued it again (an administrator's requeue, a node
+            // failure): the run waits for its next start, which resumes it.
+            lifecycle::or_log(lifecycle::submit_to_slurm(
+                &mut rec,
+                job.clone(),
+                "slurm: requeued; resumes from its latest checkpoint when the job starts again",
+            ));
+        }
         job.state = Some(row.state.clone());
         job.pending_reason = row.reason.clone().filter(|_| row.state == "PENDING");
         job.nodes = row.nodes.clone();
@@ -264,6 +276,41 @@ mod tests {
         assert_eq!(now.status(), Status::Running);
         assert_eq!(now.slurm.as_ref().unwrap().nodes.as_deref(), Some("n1"));
         assert_eq!(now.slurm.unwrap().node_updated_ms, Some(100));
+    }
+
+    #[test]
+    fn a_job_pending_again_after_slurm_ended_it_waits_to_resume() {
+        let mut rec = running(submitted("7"));
+        let end = AttemptEnd {
+            status: Status::Stopped,
+            reason: SLURM_ENDED.into(),
+            exit_code: None,
+            signal: None,
+        };
+        lifecycle::finish(&mut rec, &end, 20).unwrap();
+        let none = HashMap::new();
+        let now = update(
+            rec.clone(),
+            None,
+            &row("PENDING", Some("BeginTime")),
+            &none,
+            true,
+            30,
+        );
+        assert_eq!(now.status(), Status::Queued);
+        assert!(
+            now.reason.as_deref().unwrap().contains("requeued"),
+            "{now:?}"
+        );
+        assert_eq!(
+            now.slurm.unwrap().pending_reason.as_deref(),
+            Some("BeginTime")
+        );
+        // Stopped by the user instead: pending again means nothing of the kind.
+        let mut stopped = rec;
+        stopped.reason = Some("user".into());
+        let now = update(stopped, None, &row("PENDING", None), &none, true, 30);
+        assert_eq!(now.status(), Status::Stopped);
     }
 
     #[test]
