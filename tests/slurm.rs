@@ -550,6 +550,9 @@ fn the_early_warning_stops_with_a_checkpoint_and_the_requeued_job_resumes() {
         &example(),
         "-m",
         "10",
+        "--",
+        "--steps",
+        "1000000",
     ]);
     let id = submitted_id(&out);
     let started = Instant::now();

@@ -107,6 +107,10 @@ fn end_without_running(
 
 fn run_takeover(home: &Path, t: Takeover, run_dir: &Path, output: Output) -> NodeResult {
     let config = &t.config;
+    // Slurm may send its warning up to a minute early, so on a short job even before the
+    // supervisor listens for it; until then it must not kill backprop (its default action).
+    // The supervisor's handler replaces this; the script starts with default dispositions.
+    ignore_until_listened(config.slurm.signal.signal());
     let file = NodeFile::new(run_dir.to_path_buf(), t.job_id.clone(), t.requeues);
     if node::stop_requested(run_dir) {
         return end_without_running(&file, t.record, "user", output);
@@ -203,5 +207,13 @@ fn requeue(file: &NodeFile, outcome: &Outcome, job_id: &str, output: Output) {
             ));
             let _ = file.write(&rec);
         }
+    }
+}
+
+fn ignore_until_listened(signal: nix::sys::signal::Signal) {
+    use nix::sys::signal::{SigHandler, signal as set_handler};
+    // SAFETY: SIG_IGN installs no code of ours; nothing else handles this signal yet.
+    if let Err(e) = unsafe { set_handler(signal, SigHandler::SigIgn) } {
+        tracing::debug!("cannot ignore {signal} until the supervisor listens: {e}");
     }
 }
