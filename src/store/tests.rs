@@ -236,3 +236,15 @@ fn an_unwritable_home_is_a_clear_error() {
     assert!(err.contains("cannot write to the backprop home"), "{err}");
     assert!(err.contains("BACKPROP_HOME"), "{err}");
 }
+
+#[test]
+fn a_new_database_over_old_run_directories_asks_once_for_them_to_be_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let fresh = Store::open(&dir.path().join("new")).unwrap();
+    assert!(!fresh.take_run_dir_check().unwrap(), "a new home has none");
+    let home = dir.path().join("old");
+    fs::create_dir_all(home.join("runs").join("r")).unwrap();
+    let store = Store::open(&home).unwrap();
+    assert!(store.take_run_dir_check().unwrap());
+    assert!(!store.take_run_dir_check().unwrap(), "once");
+}
