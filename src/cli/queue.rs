@@ -16,6 +16,7 @@ use crate::executor::{self, Job, Launch, OnRefusal, Results, Started};
 use crate::outcome::EXIT_STOPPED;
 use crate::record::{RunRecord, RunSpec, Status};
 use crate::runid::RunId;
+use crate::search::SearchSpec;
 use crate::sweep::{self, Batch, PlannedRun};
 use clap::Args;
 use serde_json::{Value, json};
@@ -89,7 +90,19 @@ pub fn execute(global: &Global, args: QueueArgs) -> Result<i32, CliError> {
         .collect::<Result<_, _>>()?;
     if args.dry_run {
         print_plan(global, &resolved);
+        if let Some(spec) = &batch.search
+            && !global.json
+        {
+            print_search(spec, resolved.len());
+        }
         return Ok(0);
+    }
+    if batch.search.is_some() {
+        // Parsed and checked, but the supervisor does not run it yet: refuse rather than run
+        // every configuration to the end.
+        return Err(CliError::usage(
+            "\"search\" (adaptive search) is not run by this version of backprop yet; --dry-run shows its rungs",
+        ));
     }
 
     let rounds = if args.until_done || batch.until_done {
@@ -256,6 +269,28 @@ fn print_plan(global: &Global, runs: &[Resolved]) {
         table::render(&["NAME", "COMMAND", "TIMEBOX", "PARAMS"], &rows)
     );
     println!("{} runs (dry run: nothing started)", runs.len());
+}
+
+/// The search's rungs and start order, and a warning when too few configurations are given
+/// for any run to be sure to reach maxBudget.
+fn print_search(spec: &SearchSpec, configurations: usize) {
+    println!("search: {}", spec.summary());
+    let order = match spec.seed {
+        Some(seed) => format!("in a seeded random order (seed {seed})"),
+        None => "in the order above".to_string(),
+    };
+    println!(
+        "        reduction factor {}; {configurations} configurations, started {order}",
+        spec.reduction_factor
+    );
+    if spec.sure_to_finish(configurations) == 0 {
+        let rungs = spec.rungs().len() as u32;
+        let needed = u64::from(spec.reduction_factor).saturating_pow(rungs - 1);
+        crate::ui::warn(&format!(
+            "with {configurations} configurations no run is sure to reach maxBudget ({}): that takes at least {needed}; add configurations or lower maxBudget",
+            spec.max_budget
+        ));
+    }
 }
 
 /// Best loss first; runs without a loss last.
