@@ -59,15 +59,19 @@ else
     WORK=$(mktemp -d)
     trap 'rm -rf "$WORK"' EXIT
 fi
-export BACKPROP_MAX_CPU_LOAD=100 BACKPROP_MIN_FREE_RAM_GB=0
+# The caller's settings stay out: no BACKPROP_* of theirs, no backprop.config.json (the
+# batches run in $WORK, with the script's absolute path).
+for var in $(compgen -e | grep '^BACKPROP_' || true); do unset "$var"; done
+export BACKPROP_MAX_CPU_LOAD=100 BACKPROP_MIN_FREE_RAM_GB=0 BACKPROP_GPU_PROBE=none
 
 # The sweep files as given, or cut down for --quick.
-python3 - "$HERE" "$WORK" "$QUICK" <<'EOF'
+python3 - "$ROOT" "$WORK" "$QUICK" <<'EOF'
 import json, sys
-here, work, quick = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
+root, work, quick = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
 for name in ("grid", "asha"):
-    with open("%s/%s.json" % (here, name)) as f:
+    with open("%s/benches/asha/%s.json" % (root, name)) as f:
         sweep = json.load(f)
+    sweep["script"] = "%s/%s" % (root, sweep["script"])
     if quick:
         sweep["grid"] = {"hidden": [64], "lr": sweep["grid"]["lr"], "alpha": [0.0001]}
         args = sweep["args"]
@@ -86,17 +90,17 @@ run_batch() {
     mkdir -p "$BACKPROP_HOME"
     log "$name: backprop queue $name.json (records in $BACKPROP_HOME)"
     local start=$SECONDS status=0
-    (cd "$ROOT" && "$BIN" -q queue "$WORK/$name.json") >"$WORK/$name-queue.out" 2>"$WORK/$name-queue.err" \
+    (cd "$WORK" && "$BIN" -q queue "$WORK/$name.json") >"$WORK/$name-queue.out" 2>"$WORK/$name-queue.err" \
         || status=$?
     log "$name: exit $status after $((SECONDS - start)) s"
-    "$BIN" --json list >"$WORK/$name-runs.json"
+    (cd "$WORK" && "$BIN" --json list) >"$WORK/$name-runs.json"
     return "$status"
 }
 
 run_batch grid || die "the full grid did not complete (exit $?): $(tail -3 "$WORK/grid-queue.err")"
 
 ASHA_ARGS=(--asha "$WORK/asha-runs.json")
-if ! (cd "$ROOT" && BACKPROP_HOME="$WORK/asha-home" "$BIN" queue "$WORK/asha.json" --dry-run) \
+if ! (cd "$WORK" && BACKPROP_HOME="$WORK/asha-home" "$BIN" queue "$WORK/asha.json" --dry-run) \
     >"$WORK/asha-plan.out" 2>"$WORK/asha-plan.err"; then
     REFUSED="backprop queue refuses the sweep's \"search\" key: $(tail -1 "$WORK/asha-plan.err")"
 elif ! grep -q '^search: ' "$WORK/asha-plan.out"; then
