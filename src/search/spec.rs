@@ -84,6 +84,15 @@ impl Budget {
         }
     }
 
+    /// The unit after an amount: `steps` (`step` for 1), `min`.
+    pub fn unit_text(&self) -> &'static str {
+        match self {
+            Budget::Steps(1) => "step",
+            Budget::Steps(_) => "steps",
+            Budget::Active(_) => "min",
+        }
+    }
+
     /// The number alone: `100`, `2`, `0.5`.
     pub fn amount_text(&self) -> String {
         match self {
@@ -109,10 +118,10 @@ fn minutes_text(d: Duration) -> String {
     text.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
-/// `100 steps`, `2 minutes`.
+/// `100 steps`, `1 step`, `2 min`.
 impl fmt::Display for Budget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.amount_text(), self.unit())
+        write!(f, "{} {}", self.amount_text(), self.unit_text())
     }
 }
 
@@ -266,7 +275,10 @@ impl SearchSpec {
                 Mode::Max => "max",
             },
             amounts.join(", "),
-            self.max_budget.unit()
+            match self.max_budget {
+                Budget::Steps(_) => "steps",
+                Budget::Active(_) => "min",
+            }
         )
     }
 }

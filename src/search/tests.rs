@@ -153,7 +153,7 @@ fn rungs_grow_by_eta_and_end_at_max_budget() {
     assert_eq!(by_time.rungs(), [minutes(2.0), minutes(6.0), minutes(18.0)]);
     assert_eq!(
         by_time.summary(),
-        "asha on val_loss (min), rungs 2, 6, 18 minutes"
+        "asha on val_loss (min), rungs 2, 6, 18 min"
     );
     assert_eq!(
         spec(100, 2700, 3).summary(),
@@ -171,7 +171,8 @@ fn budgets_are_reached_by_steps_or_active_time() {
     let two = minutes(2.0);
     assert!(!two.is_reached(Some(10_000), Duration::from_millis(119_999)));
     assert!(two.is_reached(None, Duration::from_secs(120)));
-    assert_eq!(minutes(0.5).to_string(), "0.5 minutes");
+    assert_eq!(minutes(0.5).to_string(), "0.5 min");
+    assert_eq!(Budget::Steps(1).to_string(), "1 step");
     assert_eq!(Budget::minutes(0.0), None);
     assert_eq!(Budget::minutes(f64::NAN), None);
 }
