@@ -20,9 +20,10 @@
 #                removed at the end)
 #
 # Needs python3 with scikit-learn (`pip install scikit-learn`). The full run takes about
-# 10 minutes on two cores (the grid is most of it; one 2700-step run is 10-25 s). Each half uses its own BACKPROP_HOME, so other runs of this
-# machine are not counted; the resource gates are relaxed (maxCpuLoad, minFreeRamGB) so
-# that the benchmark's own load does not hold its runs back.
+# 10 minutes on two cores (the grid is most of it; one 2700-step run takes 10-25 s). Each
+# half uses its own BACKPROP_HOME, so other runs of this machine are not counted; the
+# resource gates are relaxed (maxCpuLoad, minFreeRamGB) so that the benchmark's own load
+# does not hold its runs back.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
