@@ -36,7 +36,7 @@ while [ $# -gt 0 ]; do
         --no-build) BUILD=0 ;;
         --bin) BIN=$(realpath "$2"); BUILD=0; shift ;;
         --keep) KEEP=$2; shift ;;
-        -h | --help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h | --help) awk 'NR > 1 && !/^#/ {exit} NR > 1' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "run.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
     esac
     shift
