@@ -9,7 +9,7 @@ use crate::record::lifecycle::{self, AttemptStart};
 use crate::record::{RunRecord, Status, SupervisorRef};
 use crate::resources::Snapshot;
 use crate::runid::RunId;
-use crate::store::Experiments;
+use crate::store::Tx;
 use crate::usage::{self, LiveAttempt};
 use std::collections::HashMap;
 use std::path::Path;
@@ -34,7 +34,7 @@ pub enum Answer {
 }
 
 /// Decides for `ask` against the records in `ex` and records a start.
-pub fn admit(ex: &mut Experiments, ask: &Ask, home: &Path, host: &str, now: u64) -> Answer {
+pub fn admit(ex: &mut Tx, ask: &Ask, home: &Path, host: &str, now: u64) -> Answer {
     let records = ex.active_records();
     let mut alive = Liveness::cache(host);
     let live: Vec<&RunRecord> = records

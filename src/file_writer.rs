@@ -54,11 +54,49 @@ impl FileWriter {
 
 /// Opens `path` (0600) for appending whole lines: if it ends inside a line (a crash, a full
 /// disk), that line is ended first.
-pub fn open_for_lines(path: &Path) -> io::Result<File> {
+pub fn open_for_lines(path: &Path) -> io::Result<AppendFile> {
     let mut file =
         private_file(OpenOptions::new().create(true).append(true).read(true)).open(path)?;
     end_torn_line(&mut file)?;
-    Ok(file)
+    let len = file.metadata()?.len();
+    Ok(AppendFile { file, len })
+}
+
+/// A file appended to by whole writes: a write that fails part way (a full disk) is taken
+/// back, so the file never keeps half of what was written.
+pub struct AppendFile {
+    file: File,
+    len: u64,
+}
+
+impl AppendFile {
+    /// The file's length: where the next write lands.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl Write for AppendFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self.file.write_all(buf) {
+            Ok(()) => {
+                self.len += buf.len() as u64;
+                Ok(buf.len())
+            }
+            Err(e) => {
+                let _ = self.file.set_len(self.len);
+                Err(e)
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
 }
 
 fn end_torn_line(file: &mut File) -> io::Result<()> {

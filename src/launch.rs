@@ -129,6 +129,23 @@ pub fn command_line(
     Ok((program, args))
 }
 
+/// The command with `launcher` (e.g. `srun --kill-on-bad-exit=1`) before it.
+pub fn with_launcher(
+    launcher: &[String],
+    program: String,
+    args: Vec<String>,
+) -> (String, Vec<String>) {
+    match launcher.split_first() {
+        None => (program, args),
+        Some((first, rest)) => {
+            let mut all = rest.to_vec();
+            all.push(program);
+            all.extend(args);
+            (first.clone(), all)
+        }
+    }
+}
+
 /// `--run-id ID --max-minutes N` (+ `--framework F` when not auto, `--checkpoint-every-seconds
 /// S` when set, `--resume-from P` on resume), in the original tool's order.
 fn legacy_args(spec: &RunSpec, legacy: &LegacyArgs, resume_from: Option<&str>) -> Vec<String> {
@@ -178,6 +195,10 @@ pub struct AttemptEnv<'a> {
     pub timebox_file: Option<&'a Path>,
     /// From the GPU allocator: CUDA_VISIBLE_DEVICES and memory hints.
     pub gpu_env: &'a [(String, String)],
+    /// Where `backprop_helper.py` was written (`pythonHelper`): first on PYTHONPATH.
+    pub python_helper_dir: Option<&'a Path>,
+    /// The PYTHONPATH backprop inherited, kept after the helper's directory.
+    pub inherited_pythonpath: Option<&'a str>,
 }
 
 /// Changes to the inherited environment for the script: variables to set and to remove.
@@ -239,6 +260,18 @@ pub fn script_env(
     }
     if let Some(path) = attempt.resume_from {
         own.push(("BACKPROP_RESUME_FROM", path.to_string()));
+    }
+    if let Some(dir) = attempt.python_helper_dir {
+        // The user's own --env PYTHONPATH, else the inherited one, stays after the helper.
+        let existing = spec
+            .env
+            .get("PYTHONPATH")
+            .map(String::as_str)
+            .or(attempt.inherited_pythonpath);
+        own.push((
+            "PYTHONPATH",
+            crate::python_helper::pythonpath(dir, existing),
+        ));
     }
     for (k, v) in own {
         set.insert(k.to_string(), v);
@@ -375,6 +408,8 @@ mod tests {
             framework: Framework::None,
             timebox_file: None,
             gpu_env: &gpu_env,
+            python_helper_dir: None,
+            inherited_pythonpath: Some("/site"),
         };
         let inherited = [
             "CUDA_VISIBLE_DEVICES",
@@ -395,5 +430,38 @@ mod tests {
         assert_eq!(env["BACKPROP_RESUME_FROM"], "/c.pt");
         assert_eq!(env["PYTHONUNBUFFERED"], "1");
         assert_eq!(env["CUDA_DEVICE_ORDER"], "PCI_BUS_ID");
+        assert!(
+            !env.contains_key("PYTHONPATH"),
+            "untouched without the helper"
+        );
+    }
+
+    #[test]
+    fn the_helper_directory_goes_first_on_pythonpath() {
+        let mut spec = RunSpec::default();
+        let attempt = |inherited| AttemptEnv {
+            run_id: "r",
+            run_dir: Path::new("/h/runs/r"),
+            attempt: 1,
+            timebox: std::time::Duration::from_secs(60),
+            resume_from: None,
+            framework: Framework::None,
+            timebox_file: None,
+            gpu_env: &[],
+            python_helper_dir: Some(Path::new("/h/python")),
+            inherited_pythonpath: inherited,
+        };
+        let pythonpath = |spec: &RunSpec, inherited| {
+            let changes = script_env(spec, &attempt(inherited), |_| false);
+            let env: std::collections::HashMap<_, _> = changes.set.into_iter().collect();
+            env["PYTHONPATH"].clone()
+        };
+        assert_eq!(pythonpath(&spec, None), "/h/python");
+        assert_eq!(
+            pythonpath(&spec, Some("/site:/lib")),
+            "/h/python:/site:/lib"
+        );
+        spec.env.insert("PYTHONPATH".into(), "/mine".into());
+        assert_eq!(pythonpath(&spec, Some("/site")), "/h/python:/mine");
     }
 }

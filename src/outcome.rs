@@ -18,6 +18,13 @@ pub enum StopCause {
     GpuMemoryLimit,
     /// Paused on a GPU that fell off the bus: it could never resume.
     GpuLost,
+    /// Slurm's early warning: the job's time limit is near.
+    SlurmTimeLimit,
+    /// Slurm's early warning long before the time limit: the job is being preempted.
+    SlurmPreempted,
+    /// Slurm ends the job (SIGTERM without a `backprop stop`): cancelled, preempted or the
+    /// node going down; the submitting side refines it from accounting.
+    SlurmEnded,
 }
 
 impl StopCause {
@@ -27,9 +34,20 @@ impl StopCause {
             StopCause::User => "user",
             StopCause::GpuMemoryLimit => "gpu_memory_limit",
             StopCause::GpuLost => "gpu_lost",
+            StopCause::SlurmTimeLimit => "slurm: timeout",
+            StopCause::SlurmPreempted => "slurm: preempted",
+            StopCause::SlurmEnded => SLURM_ENDED,
         }
     }
+
+    /// Stopped by Slurm's early warning (a requeue may follow).
+    pub fn is_slurm_warning(self) -> bool {
+        matches!(self, StopCause::SlurmTimeLimit | StopCause::SlurmPreempted)
+    }
 }
+
+/// The reason of a run Slurm ended with SIGTERM, until accounting says why.
+pub const SLURM_ENDED: &str = "slurm: job ended";
 
 /// How the child process ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,6 +71,19 @@ pub struct Outcome {
     pub status: Status,
     pub reason: String,
     pub exit_code: i32,
+}
+
+impl Outcome {
+    /// Why a failed attempt failed, for a message: `exit 2`, `signal 11, exit 139`,
+    /// `cuda_oom, exit 1` (never `exit, exit 2`).
+    pub fn failure_text(&self) -> String {
+        let code = self.exit_code;
+        match self.reason.as_str() {
+            "exit" => format!("exit {code}"),
+            "signal" if code > 128 => format!("signal {}, exit {code}", code - 128),
+            reason => format!("{reason}, exit {code}"),
+        }
+    }
 }
 
 /// Decides the outcome of an attempt.
@@ -121,6 +152,19 @@ mod tests {
             (Status::Failed, 139, "signal")
         );
         assert_eq!(decide(code(1), None, true).reason, "cuda_oom");
+    }
+
+    #[test]
+    fn a_failure_reads_without_repeating_itself() {
+        assert_eq!(decide(code(2), None, false).failure_text(), "exit 2");
+        assert_eq!(
+            decide(signal(11), None, false).failure_text(),
+            "signal 11, exit 139"
+        );
+        assert_eq!(
+            decide(code(1), None, true).failure_text(),
+            "cuda_oom, exit 1"
+        );
     }
 
     #[test]

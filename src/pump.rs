@@ -282,8 +282,22 @@ pub const CUDA_OOM_PATTERNS: [&str; 5] = [
     "RESOURCE_EXHAUSTED: Out of memory",
 ];
 
-/// Finds any of [`CUDA_OOM_PATTERNS`] in a stream fed in arbitrary pieces.
-struct OomScanner {
+/// The arguments the original backprop tool gave every script. A script whose stderr names
+/// them (argparse: "the following arguments are required: --run-id, --max-minutes") was
+/// probably written for it.
+pub const LEGACY_ARG_PATTERNS: [&str; 2] = ["--run-id", "--max-minutes"];
+
+/// Something on a script's stderr that backprop acts on; each is reported once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StderrNotice {
+    /// A CUDA out-of-memory message: a failure is recorded as `cuda_oom`.
+    CudaOom,
+    /// One of [`LEGACY_ARG_PATTERNS`]: a quick failure gets a hint about `--legacy-args`.
+    LegacyArgs,
+}
+
+/// Finds any of a set of patterns in a stream fed in arbitrary pieces.
+pub struct PatternScanner {
     finders: Vec<memmem::Finder<'static>>,
     /// The last `longest - 1` bytes seen, to catch a message split across reads.
     tail: Vec<u8>,
@@ -291,11 +305,11 @@ struct OomScanner {
     window: Vec<u8>,
 }
 
-impl OomScanner {
-    fn new() -> Self {
-        let longest = CUDA_OOM_PATTERNS.iter().map(|p| p.len()).max().unwrap_or(1);
-        OomScanner {
-            finders: CUDA_OOM_PATTERNS
+impl PatternScanner {
+    pub fn new(patterns: &[&'static str]) -> Self {
+        let longest = patterns.iter().map(|p| p.len()).max().unwrap_or(1);
+        PatternScanner {
+            finders: patterns
                 .iter()
                 .map(|p| memmem::Finder::new(p.as_bytes()))
                 .collect(),
@@ -309,9 +323,9 @@ impl OomScanner {
         self.finders.iter().any(|f| f.find(hay).is_some())
     }
 
-    /// Whether a message appears in the stream once `chunk` is appended to it (checking only
+    /// Whether a pattern appears in the stream once `chunk` is appended to it (checking only
     /// where `chunk` could complete one).
-    fn feed(&mut self, chunk: &[u8]) -> bool {
+    pub fn feed(&mut self, chunk: &[u8]) -> bool {
         let mut found = false;
         if !self.tail.is_empty() {
             self.window.clear();
@@ -337,19 +351,28 @@ impl OomScanner {
 /// Reads a child's stderr to EOF.
 ///
 /// Bytes go to `passthrough` and to `log` unchanged, each read written and flushed as it arrives
-/// (no line buffering, so `\r` progress bars look as they should). `on_cuda_oom` is called once,
-/// at the first CUDA out-of-memory message, even one split across reads. Write errors are
-/// handled as in [`pump_stdout`].
+/// (no line buffering, so `\r` progress bars look as they should). `on_notice` is called once
+/// for each [`StderrNotice`], at its first message, even one split across reads. Write errors
+/// are handled as in [`pump_stdout`].
 pub fn pump_stderr<R: Read, P: Write, L: Write>(
     mut reader: R,
     passthrough: P,
     log: L,
-    mut on_cuda_oom: impl FnMut(),
+    mut on_notice: impl FnMut(StderrNotice),
 ) -> io::Result<()> {
     let mut passthrough = Tap::new(passthrough, true);
     let mut log = Tap::new(log, false);
     let mut error = None;
-    let mut scanner = Some(OomScanner::new());
+    let mut watches = vec![
+        (
+            StderrNotice::CudaOom,
+            PatternScanner::new(&CUDA_OOM_PATTERNS),
+        ),
+        (
+            StderrNotice::LegacyArgs,
+            PatternScanner::new(&LEGACY_ARG_PATTERNS),
+        ),
+    ];
     let mut buf = vec![0u8; CHUNK];
     loop {
         let n = match read_chunk(&mut reader, &mut buf) {
@@ -366,12 +389,13 @@ pub fn pump_stderr<R: Read, P: Write, L: Write>(
         passthrough.flush(&mut error);
         log.write(chunk, &mut error);
         log.flush(&mut error);
-        if let Some(s) = &mut scanner
-            && s.feed(chunk)
-        {
-            scanner = None;
-            on_cuda_oom();
-        }
+        watches.retain_mut(|(notice, scanner)| {
+            let found = scanner.feed(chunk);
+            if found {
+                on_notice(*notice);
+            }
+            !found
+        });
     }
     match error {
         Some(e) => Err(e),
@@ -817,14 +841,38 @@ mod tests {
         assert_eq!(r.batches.len(), 1);
     }
 
-    fn run_stderr(data: &[u8], sizes: &[usize]) -> (Shared, Shared, usize) {
+    fn notices(data: &[u8], sizes: &[usize]) -> (Shared, Shared, Vec<StderrNotice>) {
         let (pt, log) = (Shared::default(), Shared::default());
-        let mut ooms = 0;
-        pump_stderr(Pieces::new(data, sizes), pt.clone(), log.clone(), || {
-            ooms += 1
+        let mut seen = Vec::new();
+        pump_stderr(Pieces::new(data, sizes), pt.clone(), log.clone(), |n| {
+            seen.push(n)
         })
         .unwrap();
+        (pt, log, seen)
+    }
+
+    fn run_stderr(data: &[u8], sizes: &[usize]) -> (Shared, Shared, usize) {
+        let (pt, log, seen) = notices(data, sizes);
+        let ooms = seen.iter().filter(|n| **n == StderrNotice::CudaOom).count();
         (pt, log, ooms)
+    }
+
+    #[test]
+    fn stderr_naming_the_original_tools_arguments_is_noticed_once() {
+        let argparse = b"usage: train.py [-h] --run-id RUN_ID --max-minutes MAX_MINUTES\n\
+            train.py: error: the following arguments are required: --run-id, --max-minutes\n";
+        for sizes in [&[CHUNK][..], &[1], &[5], &[17, 3]] {
+            let (pt, _, seen) = notices(argparse, sizes);
+            assert_eq!(seen, [StderrNotice::LegacyArgs], "{sizes:?}");
+            assert_eq!(pt.bytes(), argparse);
+        }
+        let (_, _, seen) = notices(b"error: unrecognized arguments: --max-minutes 5\n", &[7]);
+        assert_eq!(seen, [StderrNotice::LegacyArgs]);
+        let (_, _, seen) = notices(b"error: --run_id and --max minutes\n", &[CHUNK]);
+        assert!(seen.is_empty(), "{seen:?}");
+        // Both kinds in one stream: each once, in the order they appeared.
+        let (_, _, seen) = notices(b"--run-id\nCUDA out of memory\n--run-id\n", &[4]);
+        assert_eq!(seen, [StderrNotice::LegacyArgs, StderrNotice::CudaOom]);
     }
 
     #[test]
@@ -853,7 +901,7 @@ mod tests {
             Pieces::new(&b"\r 10%\r 20%\r 30%"[..], &[5]),
             Log(writes.clone()),
             io::sink(),
-            || {},
+            |_| {},
         )
         .unwrap();
         assert_eq!(*writes.borrow(), [b"\r 10%", b"\r 20%", b"\r 30%"]);
@@ -892,7 +940,7 @@ mod tests {
             Pieces::new(data.clone(), &[1000]),
             Failing(ErrorKind::BrokenPipe, attempts.clone()),
             log.clone(),
-            || ooms += 1,
+            |_| ooms += 1,
         )
         .unwrap();
         assert_eq!(log.bytes(), data);

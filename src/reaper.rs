@@ -10,14 +10,14 @@ use crate::store::{Store, StoreError};
 
 /// Whether `rec` is active but its supervisor is dead (judged from this host).
 pub fn is_orphaned(rec: &RunRecord, host: &str) -> bool {
-    if !rec.status().is_active() {
+    // Slurm runs: their node file, squeue and sacct tell their fate (see `slurm::sync`).
+    if !rec.status().is_active() || rec.slurm.is_some() {
         return false;
     }
     match &rec.supervisor {
         Some(sup) => proc_info::liveness(sup, host) == Liveness::Dead,
-        // An active record nobody claimed (a crash between create and claim), unless Slurm
-        // holds it: then squeue/sacct tell its fate (see `slurm::sync`).
-        None => rec.slurm.is_none(),
+        // An active record nobody claimed (a crash between create and claim).
+        None => true,
     }
 }
 
@@ -35,7 +35,7 @@ pub fn mark_lost(store: &Store, rec: &mut RunRecord, now: u64) {
 
 /// Finds and marks every orphaned run; returns their ids.
 pub fn reap(store: &Store) -> Result<Vec<String>, StoreError> {
-    let records: Vec<RunRecord> = store.read()?.readable_records();
+    let records: Vec<RunRecord> = store.active()?;
     reap_records(store, &records.iter().collect::<Vec<_>>())
 }
 
@@ -70,10 +70,7 @@ pub fn reap_records(store: &Store, records: &[&RunRecord]) -> Result<Vec<String>
 /// Before a command reads or writes: lost runs marked and Slurm runs brought up to date,
 /// parsing only the records that can need it (active ones, and Slurm jobs not yet final).
 pub fn refresh(store: &Store) -> Result<(), StoreError> {
-    let interesting = store.read()?.records_where(|status, slurm_state| {
-        status.is_active()
-            || slurm_state.is_some_and(|s| crate::slurm::fate(s, true) == crate::slurm::Fate::Stays)
-    });
+    let interesting = crate::store::query::needing_refresh(store.connect()?.conn())?;
     let parsed: Vec<&RunRecord> = interesting.iter().collect();
     reap_records(store, &parsed)?;
     crate::slurm::sync_records(store, &parsed)?;

@@ -77,13 +77,13 @@ pub fn check(snapshot: &Snapshot, limits: &Thresholds) -> Verdict {
     }
     if snapshot.free_ram_gb < limits.min_free_ram_gb {
         return Verdict::Wait(format!(
-            "free RAM {:.1} GB is below minFreeRamGB {}",
+            "free RAM {:.1} GB is below minFreeRamGB {} (--min-free-ram)",
             snapshot.free_ram_gb, limits.min_free_ram_gb
         ));
     }
     if snapshot.load_per_core > limits.max_cpu_load {
         return Verdict::Wait(format!(
-            "CPU load {:.2} per core is above maxCpuLoad {}",
+            "CPU load {:.2} per core is above maxCpuLoad {} (--max-cpu-load)",
             snapshot.load_per_core, limits.max_cpu_load
         ));
     }
@@ -318,14 +318,15 @@ mod tests {
             min_free_ram_gb: 4.0,
             max_cpu_load: 2.0,
         };
-        match check(&machine(1.5, 0.5), &limits) {
-            Verdict::Wait(why) => assert!(why.contains("minFreeRamGB"), "{why}"),
-            Verdict::Go => panic!("should wait"),
-        }
-        match check(&machine(8.0, 3.5), &limits) {
-            Verdict::Wait(why) => assert!(why.contains("maxCpuLoad"), "{why}"),
-            Verdict::Go => panic!("should wait"),
-        }
+        // The key and the flag that change each limit are both named.
+        assert_eq!(
+            check(&machine(1.5, 0.5), &limits),
+            Verdict::Wait("free RAM 1.5 GB is below minFreeRamGB 4 (--min-free-ram)".into())
+        );
+        assert_eq!(
+            check(&machine(8.0, 6.65), &limits),
+            Verdict::Wait("CPU load 6.65 per core is above maxCpuLoad 2 (--max-cpu-load)".into())
+        );
     }
 
     /// A probe whose reads follow a script: each read takes the next step (the last one

@@ -255,7 +255,8 @@ fn too_little_free_vram_waits_with_the_reason_and_starts_when_it_frees_up() {
         stdout_of(&status)
     );
     assert!(
-        stdout_of(&status).contains("needs 2500 MB (gpuMemoryLimit / gpu.minFreeVramMB)"),
+        stdout_of(&status)
+            .contains("needs 2500 MB (gpuMemoryLimit -g / gpu.minFreeVramMB --gpu-min-vram)"),
         "{}",
         stdout_of(&status)
     );

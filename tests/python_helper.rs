@@ -1,6 +1,8 @@
 //! The Python helper module (`python/backprop_helper.py`) and the scikit-learn example:
 //! their own unittest suite, run with the system `python3` so `cargo test` covers them too.
 
+mod common;
+use common::*;
 use std::process::Command;
 
 #[test]
@@ -30,4 +32,50 @@ fn python_helper_unittests_pass() {
     );
     // Print the report on success too (visible with --nocapture), so SKIPPED lines are seen.
     println!("{report}");
+}
+
+#[test]
+fn every_run_can_import_the_helper_unless_turned_off() {
+    let env = Env::new();
+    let out = env
+        .cmd()
+        .args(["run", &script("uses_helper.py"), "--run-id", "with"])
+        .env("PYTHONPATH", "/inherited/site")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let rec = env.record("with");
+    assert_eq!(rec["status"], "completed");
+    assert_eq!(rec["lastStep"], 1);
+    let helper_dir = env.home_path().join("python");
+    let pythonpath = std::fs::read_to_string(env.run_dir("with").join("pythonpath.txt")).unwrap();
+    assert_eq!(
+        pythonpath,
+        format!("{}:/inherited/site", helper_dir.display())
+    );
+    let installed = std::fs::read_to_string(helper_dir.join("backprop_helper.py")).unwrap();
+    let shipped = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("python/backprop_helper.py"),
+    )
+    .unwrap();
+    assert_eq!(installed, shipped);
+
+    let out = env
+        .cmd()
+        .args(["run", &script("uses_helper.py"), "--run-id", "without"])
+        .env("BACKPROP_PYTHON_HELPER", "false")
+        .env_remove("PYTHONPATH")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr_of(&out).contains("No module named 'backprop_helper'"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert_eq!(env.record("without")["status"], "failed");
+    assert_eq!(
+        env.record("without")["spec"]["options"]["pythonHelper"],
+        false
+    );
 }

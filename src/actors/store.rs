@@ -5,13 +5,18 @@
 //! transaction. Progress is coalesced per run and written at most about once a second;
 //! checkpoints and status changes are written at once. Admission decisions are transactions
 //! of their own, made on the same thread so they see every change sent before them.
+//!
+//! On a Slurm node the same actor writes the node's one run to its node file instead of the
+//! store's database (see `slurm::node`): the allocation is the admission, so an admission
+//! there only records the start.
 
 use crate::admission::{self, Answer, Ask};
 use crate::policy;
 use crate::record::RunRecord;
 use crate::resources::Snapshot;
 use crate::runid::RunId;
-use crate::store::Store;
+use crate::slurm::NodeFile;
+use crate::store::{Db, Store, StoreError, Tx, export};
 use actix::prelude::*;
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use std::collections::{BTreeMap, HashMap};
@@ -28,19 +33,26 @@ const RETRY_INTERVAL: Duration = Duration::from_secs(1);
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
 
 enum Job {
+    /// This process's runs as they are now (their records are put back if the store loses
+    /// them before this process writes them again).
+    Remember(Vec<RunRecord>),
     Change {
         id: RunId,
         change: Change,
     },
     /// A transaction of its own, after every change sent before it.
-    Exclusive(Box<dyn FnOnce(&Store) + Send>),
+    Exclusive(Box<dyn FnOnce(&mut Writer) + Send>),
     Barrier(oneshot::Sender<()>),
+    /// Before the process ends: this process's runs in the store are as it last wrote them.
+    Verify(oneshot::Sender<()>),
 }
 
 pub struct StoreActor {
     writer: Sender<Job>,
     pending_progress: HashMap<RunId, ProgressUpdate>,
     flush_scheduled: bool,
+    /// Dropping it ends the export thread.
+    _stop_export: Option<Sender<()>>,
 }
 
 /// Change one run's record now (status, checkpoint, attempt).
@@ -75,6 +87,37 @@ impl ProgressUpdate {
     }
 }
 
+/// Resolves once everything is written and this process's runs in the store are as it last
+/// wrote them.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct FinalFlush;
+
+impl Handler<FinalFlush> for StoreActor {
+    type Result = ResponseFuture<()>;
+    fn handle(&mut self, _: FinalFlush, _: &mut Context<Self>) -> Self::Result {
+        self.send_pending_progress();
+        let (done, wait) = oneshot::channel();
+        let _ = self.writer.send(Job::Verify(done));
+        Box::pin(async move {
+            let _ = wait.await;
+        })
+    }
+}
+
+/// Keep a copy of these runs (this process supervises them) to put back if the store loses
+/// them.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Remember(pub Vec<RunRecord>);
+
+impl Handler<Remember> for StoreActor {
+    type Result = ();
+    fn handle(&mut self, Remember(records): Remember, _: &mut Context<Self>) {
+        let _ = self.writer.send(Job::Remember(records));
+    }
+}
+
 /// Resolves once everything sent before it is in the store.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -93,15 +136,37 @@ pub struct Admit {
 
 impl StoreActor {
     pub fn new(store: Store) -> StoreActor {
-        let (writer, jobs) = unbounded();
+        StoreActor::with_writer(Writer::new(store.clone()), Some(store))
+    }
+
+    /// On a Slurm node: the run's changes go to its node file; the database is not touched.
+    pub fn on_node(store: Store, file: NodeFile) -> StoreActor {
+        let mut writer = Writer::new(store);
+        writer.node = Some(file);
+        StoreActor::with_writer(writer, None)
+    }
+
+    /// Starts the writer thread (and the export thread when there is a store to export).
+    fn with_writer(writer: Writer, exported: Option<Store>) -> StoreActor {
+        let (sender, jobs) = unbounded();
         std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || write_loop(store, jobs))
+            .spawn(move || write_loop(writer, jobs))
             .expect("spawn the store writer thread");
+        let writer = sender;
+        let stop_export = exported.filter(|_| export::enabled()).map(|store| {
+            let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
+            std::thread::Builder::new()
+                .name("store-export".into())
+                .spawn(move || export_loop(store, stopped))
+                .expect("spawn the export thread");
+            stop
+        });
         StoreActor {
             writer,
             pending_progress: HashMap::new(),
             flush_scheduled: false,
+            _stop_export: stop_export,
         }
     }
 
@@ -162,7 +227,7 @@ impl Handler<Admit> for StoreActor {
     fn handle(&mut self, msg: Admit, _: &mut Context<Self>) -> Self::Result {
         self.send_pending_progress();
         let (reply, answer) = oneshot::channel();
-        let job = move |store: &Store| {
+        let job = move |writer: &mut Writer| {
             let host = crate::proc_info::hostname();
             let ask = Ask {
                 run_id: &msg.run_id,
@@ -171,9 +236,15 @@ impl Handler<Admit> for StoreActor {
                 snapshot: &msg.snapshot,
                 settings: &msg.settings,
             };
-            let home = store.home().to_path_buf();
-            let result =
-                store.update(|ex| admission::admit(ex, &ask, &home, &host, crate::clock::now_ms()));
+            if writer.node.is_some() {
+                let _ = reply.send(writer.admit_on_node(&ask));
+                return;
+            }
+            let home = writer.store.home().to_path_buf();
+            // The time is taken inside the transaction, so starts are recorded in the order
+            // they happen.
+            let result = writer
+                .transact(|tx| admission::admit(tx, &ask, &home, &host, crate::clock::now_ms()));
             let _ = reply.send(result.unwrap_or_else(|e| {
                 Answer::Waiting(
                     policy::WaitOn::Machine,
@@ -216,69 +287,362 @@ pub fn apply_progress(rec: &mut RunRecord, progress: &ProgressUpdate) {
     }
 }
 
-/// Writes `unwritten` in one transaction; they stay queued if the store cannot be written.
-fn write_changes(store: &Store, unwritten: &mut Vec<(RunId, Change)>, warned: &mut bool) {
-    if unwritten.is_empty() {
-        return;
+/// The writer thread's state: its connection, the changes not written yet, and its own copy
+/// of this process's live runs, put back if the store loses them (damaged, truncated or
+/// replaced under a running supervisor).
+struct Writer {
+    store: Store,
+    db: Option<Db>,
+    unwritten: Vec<(RunId, Change)>,
+    /// This process's runs as it last wrote them: its copy is the one that counts.
+    mine: HashMap<RunId, RunRecord>,
+    /// The database was replaced or rebuilt: every run of `mine` is written again.
+    rebuilt: bool,
+    warned: bool,
+    told_recovery: bool,
+    /// On a Slurm node: where the run's record goes instead of the database.
+    node: Option<NodeFile>,
+}
+
+impl Writer {
+    fn new(store: Store) -> Writer {
+        Writer {
+            store,
+            db: None,
+            unwritten: Vec::new(),
+            mine: HashMap::new(),
+            rebuilt: false,
+            warned: false,
+            told_recovery: false,
+            node: None,
+        }
     }
-    let result = store.update(|ex| {
-        for (id, change) in unwritten.iter() {
-            match ex.record(id) {
-                Ok(mut rec) => {
-                    change(&mut rec);
-                    ex.put(&rec);
+
+    /// Inside a Slurm allocation: the start is recorded as the policy places it (exactly
+    /// what Slurm gave), with no queue and no gates.
+    fn admit_on_node(&mut self, ask: &Ask) -> Answer {
+        let Some(mut rec) = self.mine.get(ask.run_id).cloned() else {
+            return Answer::Gone(format!("run {} is not this job's run", ask.run_id));
+        };
+        if rec.status() != crate::record::Status::Queued || rec.held {
+            return Answer::Gone(format!(
+                "run {} is {} and no longer waits for a start",
+                ask.run_id,
+                rec.status()
+            ));
+        }
+        let placement = policy::given_by_allocation(ask.settings);
+        let start = crate::record::lifecycle::AttemptStart {
+            number: ask.attempt,
+            gpus: placement.gpus.clone(),
+            reserved_mb: None,
+            resumed_from: ask.resumed_from.clone(),
+            host: crate::proc_info::hostname(),
+            lease: None,
+        };
+        if let Err(refused) =
+            crate::record::lifecycle::admit(&mut rec, start, crate::clock::now_ms())
+        {
+            return Answer::Gone(refused.to_string());
+        }
+        self.mine.insert(rec.id.clone(), rec);
+        self.write_node_file();
+        Answer::Started(placement)
+    }
+
+    /// Writes the node's run to its node file; a failed write is retried with the next.
+    fn write_node_file(&mut self) -> bool {
+        let Some(file) = &self.node else { return false };
+        let Some(rec) = self.mine.values().next() else {
+            return true;
+        };
+        match file.write(rec) {
+            Ok(()) => {
+                if self.warned {
+                    crate::ui::info("the run's node file is written again");
                 }
-                Err(e) => tracing::warn!("store update of {id} skipped: {e}"),
+                self.warned = false;
+                true
+            }
+            Err(e) => {
+                if !self.warned {
+                    crate::ui::warn(&format!(
+                        "could not write {} (retrying every second): {e}",
+                        file.path().display()
+                    ));
+                    self.warned = true;
+                }
+                false
             }
         }
-    });
-    match result {
-        Ok(()) => {
-            unwritten.clear();
-            *warned = false;
+    }
+
+    /// On a node: changes apply to this process's copy, which is written whole.
+    fn write_node_changes(&mut self) {
+        let unwritten = std::mem::take(&mut self.unwritten);
+        for (id, change) in &unwritten {
+            if let Some(rec) = self.mine.get_mut(id) {
+                change(rec);
+            }
         }
-        Err(e) if !*warned => {
-            // The run goes on; the changes are kept and written when the store can be
-            // written again.
-            crate::ui::warn(&format!(
-                "could not update the run record (will retry): {e}"
-            ));
-            *warned = true;
+        if !unwritten.is_empty() && !self.write_node_file() {
+            // Applied already; only the file write is pending.
+            self.unwritten
+                .push((unwritten[0].0.clone(), Box::new(|_: &mut RunRecord| {})));
         }
-        Err(e) => tracing::warn!("store write failed again: {e}"),
+    }
+
+    /// The connection, (re)opened when there is none or the file was replaced.
+    fn db(&mut self) -> Result<&mut Db, StoreError> {
+        if let Some(db) = self.db.take_if(|db| !db.is_current()) {
+            self.rebuilt = true;
+            if db.shrunk() {
+                // Truncated in place: what is left of it is damage, set aside.
+                let judged = db.inode();
+                drop(db);
+                let aside = crate::store::move_aside(self.store.home(), judged)?;
+                self.told_recovery = false;
+                self.tell_recovery(&[], aside);
+            }
+        }
+        if self.db.is_none() {
+            self.db = Some(self.store.connect()?);
+        }
+        Ok(self.db.as_mut().expect("just opened"))
+    }
+
+    /// A transaction that first puts back any of this process's runs the store has lost;
+    /// a damaged database is moved aside and replaced by a fresh one, once.
+    fn transact<R>(&mut self, mut change: impl FnMut(&mut Tx) -> R) -> Result<R, StoreError> {
+        let mut recovered = false;
+        loop {
+            self.db()?;
+            let all = self.rebuilt;
+            let (db, mine) = (self.db.as_mut().expect("just opened"), &self.mine);
+            let result = db.update_written(|tx| {
+                let restored = restore(tx, mine, all);
+                (change(tx), restored)
+            });
+            match result {
+                Ok(((result, restored), written)) => {
+                    self.rebuilt = false;
+                    if !restored.is_empty() {
+                        self.tell_recovery(&restored, None);
+                    }
+                    for rec in written {
+                        self.mine.insert(rec.id.clone(), rec);
+                    }
+                    return Ok(result);
+                }
+                Err(e) if (e.is_damage() || e.is_emptied()) && !recovered => {
+                    recovered = true;
+                    let judged = self.db.take().and_then(|db| db.inode());
+                    self.rebuilt = true;
+                    if e.is_damage() {
+                        let aside = crate::store::move_aside(self.store.home(), judged)?;
+                        self.told_recovery = false;
+                        self.tell_recovery(&[], aside);
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn tell_recovery(&mut self, restored: &[RunId], aside: Option<std::path::PathBuf>) {
+        if self.told_recovery {
+            return;
+        }
+        self.told_recovery = true;
+        let mut text = String::from("the store lost the records of live runs");
+        if let Some(aside) = aside {
+            text = format!(
+                "the store was damaged; it is moved aside unchanged to {} and a new one started",
+                aside.display()
+            );
+        }
+        if !restored.is_empty() {
+            let ids: Vec<&str> = restored.iter().map(RunId::as_str).collect();
+            text.push_str(&format!("; put back the records of {}", ids.join(", ")));
+        } else {
+            text.push_str("; this process puts back the records of its runs");
+        }
+        crate::ui::warn(&text);
+    }
+
+    /// Puts back this process's runs wherever the store's copy is not the one it wrote last
+    /// (a store rebuilt from an older export after damage, say).
+    fn verify(&mut self) {
+        if self.node.is_some() {
+            self.write_node_file();
+            return;
+        }
+        let mine = self.mine.clone();
+        let fixed = self.transact(|tx| {
+            let mut fixed = Vec::new();
+            for (id, rec) in &mine {
+                if tx.record(id).ok().as_ref() != Some(rec) {
+                    tx.put(rec);
+                    fixed.push(id.clone());
+                }
+            }
+            fixed
+        });
+        match fixed {
+            Ok(fixed) if !fixed.is_empty() => self.tell_recovery(&fixed, None),
+            Ok(_) => {}
+            Err(e) => tracing::warn!("cannot check the runs' records: {e}"),
+        }
+    }
+
+    /// Writes the changes not written yet in one transaction; they stay queued if the store
+    /// cannot be written.
+    fn write_changes(&mut self) {
+        if self.unwritten.is_empty() {
+            return;
+        }
+        if self.node.is_some() {
+            return self.write_node_changes();
+        }
+        let unwritten = std::mem::take(&mut self.unwritten);
+        let mine = self.mine.clone();
+        let result = self.transact(|tx| {
+            // Several changes to one run in this batch build on each other; each run is
+            // written once, in the order first changed.
+            let mut changed: Vec<RunRecord> = Vec::new();
+            for (id, change) in &unwritten {
+                if let Some(rec) = changed.iter_mut().find(|r| r.id == *id) {
+                    change(rec);
+                    continue;
+                }
+                // This process's copy of its own run counts (a stale copy brought back from
+                // the export after damage must not win); only a stop request comes from others.
+                let mut rec = match (mine.get(id), tx.record(id)) {
+                    (Some(ours), Ok(theirs)) => {
+                        let mut rec = ours.clone();
+                        rec.stop_requested |= theirs.stop_requested;
+                        rec
+                    }
+                    (Some(ours), Err(_)) => ours.clone(),
+                    (None, Ok(theirs)) => theirs,
+                    (None, Err(e)) => {
+                        tracing::warn!("store update of {id} skipped: {e}");
+                        continue;
+                    }
+                };
+                change(&mut rec);
+                changed.push(rec);
+            }
+            for rec in &changed {
+                tx.put(rec);
+            }
+        });
+        match result {
+            Ok(()) => {
+                if self.warned {
+                    crate::ui::info("the run records are written again");
+                }
+                self.warned = false;
+            }
+            Err(e) => {
+                if !self.warned {
+                    // The runs go on; the changes are kept and written when the store can
+                    // be written again (a full disk, say).
+                    crate::ui::warn(&format!(
+                        "could not update the run records (retrying every second): {e}"
+                    ));
+                    self.warned = true;
+                } else {
+                    tracing::warn!("store write failed again: {e}");
+                }
+                self.unwritten = unwritten;
+            }
+        }
     }
 }
 
-fn write_loop(store: Store, jobs: Receiver<Job>) {
-    let mut warned = false;
-    let mut unwritten: Vec<(RunId, Change)> = Vec::new();
+/// Puts back this process's runs that the store no longer has (all of them, over what the
+/// store holds, after it was replaced or rebuilt); returns their ids.
+fn restore(tx: &mut Tx, mine: &HashMap<RunId, RunRecord>, all: bool) -> Vec<RunId> {
+    let mut restored = Vec::new();
+    for (id, rec) in mine {
+        if all || !tx.contains(id) {
+            tx.put(rec);
+            restored.push(id.clone());
+        }
+    }
+    restored
+}
+
+fn write_loop(mut writer: Writer, jobs: Receiver<Job>) {
+    let mut barriers: Vec<oneshot::Sender<()>> = Vec::new();
     loop {
-        let first = if unwritten.is_empty() {
-            match jobs.recv() {
-                Ok(job) => Some(job),
-                Err(_) => return,
-            }
-        } else {
+        let waiting = !writer.unwritten.is_empty() || !barriers.is_empty();
+        let first = if waiting {
             match jobs.recv_timeout(RETRY_INTERVAL) {
                 Ok(job) => Some(job),
                 Err(crossbeam_channel::RecvTimeoutError::Timeout) => None,
                 Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
             }
+        } else {
+            match jobs.recv() {
+                Ok(job) => Some(job),
+                Err(_) => return,
+            }
         };
         for job in first.into_iter().chain(jobs.try_iter()) {
             match job {
-                Job::Change { id, change } => unwritten.push((id, change)),
-                Job::Exclusive(run) => {
-                    write_changes(&store, &mut unwritten, &mut warned);
-                    run(&store);
+                Job::Change { id, change } => writer.unwritten.push((id, change)),
+                Job::Remember(records) => {
+                    for rec in records {
+                        writer.mine.insert(rec.id.clone(), rec);
+                    }
                 }
-                Job::Barrier(done) => {
-                    write_changes(&store, &mut unwritten, &mut warned);
-                    let _ = done.send(());
+                Job::Exclusive(run) => {
+                    writer.write_changes();
+                    run(&mut writer);
+                }
+                Job::Barrier(done) => barriers.push(done),
+                Job::Verify(done) => {
+                    writer.write_changes();
+                    writer.verify();
+                    barriers.push(done);
                 }
             }
         }
-        write_changes(&store, &mut unwritten, &mut warned);
+        writer.write_changes();
+        // A barrier resolves only once everything sent before it is in the store.
+        if writer.unwritten.is_empty() {
+            for done in barriers.drain(..) {
+                let _ = done.send(());
+            }
+        }
+    }
+}
+
+/// Keeps `experiments.json` current while this process supervises runs (see
+/// `store::export` for when). Ends when `stop` is dropped.
+fn export_loop(store: Store, stop: Receiver<()>) {
+    let mut last_took = Duration::ZERO;
+    loop {
+        match stop.recv_timeout(Duration::from_secs(1)) {
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+            _ => return,
+        }
+        let Ok(mut db) = store.connect() else {
+            continue;
+        };
+        let Ok(Some(pending)) = export::pending(&db) else {
+            continue;
+        };
+        if !export::due(&pending, last_took, crate::clock::now_ms()) {
+            continue;
+        }
+        match export::export_now(&mut db) {
+            Ok(Some(done)) => last_took = done.took,
+            Ok(None) => {}
+            Err(e) => tracing::warn!("export of experiments.json failed: {e}"),
+        }
     }
 }
 
@@ -302,7 +666,7 @@ mod tests {
         let (writer, jobs) = unbounded();
         let thread = {
             let store = store.clone();
-            std::thread::spawn(move || write_loop(store, jobs))
+            std::thread::spawn(move || write_loop(Writer::new(store), jobs))
         };
         // The store cannot be written: its home is replaced by a file.
         let home = dir.path().to_path_buf();

@@ -7,14 +7,15 @@ use super::governor::{Governor, Sampled, Watch};
 use super::store::{ProgressUpdate, StoreActor, Update};
 use crate::active_clock::ActiveClock;
 use crate::clock::now_ms;
-use crate::file_writer::{FileWriter, open_for_lines};
+use crate::file_writer::{AppendFile, FileWriter, open_for_lines};
 use crate::gpu_watch::{self, Action, GpuWatch, Reading, WatchState};
 use crate::guard::Guard;
 use crate::launch::{self, AttemptEnv, LegacyArgs};
+use crate::legacy_hint;
 use crate::outcome::{self, ExitInfo, Outcome, StopCause};
 use crate::policy::Placement;
 use crate::process::{self, Launch, signal_group};
-use crate::pump::{self, Batch, PumpOptions};
+use crate::pump::{self, Batch, PumpOptions, StderrNotice};
 use crate::record::lifecycle;
 use crate::record::{AttemptEvent, RunSpec};
 use crate::resources::Snapshot;
@@ -22,7 +23,6 @@ use crate::runid::RunId;
 use crate::view::{LineState, RunLine, View};
 use actix::prelude::*;
 use nix::sys::signal::Signal;
-use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -52,6 +52,10 @@ pub struct Attempt {
     pub stdout_to_stderr: bool,
     /// Set for runs placed on GPUs: watched on every governor sample.
     pub gpu_watch: Option<GpuWatch>,
+    /// Where to write `backprop_helper.py` for the script (`pythonHelper`), if anywhere.
+    pub python_helper_dir: Option<PathBuf>,
+    /// Put before the script's command (`srun` for a multi-node Slurm job).
+    pub launcher: Vec<String>,
 }
 
 /// How the attempt went, for the supervisor to record with what comes next.
@@ -89,7 +93,7 @@ struct StdoutBatch(Batch);
 
 #[derive(Message)]
 #[rtype(result = "()")]
-struct CudaOom;
+struct Noticed(StderrNotice);
 
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -123,6 +127,8 @@ pub struct Worker {
     open_pumps: u8,
     drain_expired: bool,
     cuda_oom: bool,
+    /// stderr named the original tool's arguments (`--run-id`, `--max-minutes`).
+    legacy_args_named: bool,
     progress: ProgressUpdate,
     view: Arc<View>,
     rate_samples: Vec<(Instant, u64)>,
@@ -164,6 +170,7 @@ impl Worker {
             open_pumps: 0,
             drain_expired: false,
             cuda_oom: false,
+            legacy_args_named: false,
             progress,
             view,
             rate_samples: Vec::new(),
@@ -191,9 +198,15 @@ impl Worker {
         };
         let (program, args) = launch::command_line(&a.spec, a.resume_from.as_deref(), Some(legacy))
             .map_err(|e| e.to_string())?;
+        let (program, args) = launch::with_launcher(&a.launcher, program, args);
         let framework = launch::framework_for(&a.spec);
         let gpu_env = a.placement.env(framework);
         let timebox_file = self.timebox_file();
+        let inherited_pythonpath = std::env::var_os("PYTHONPATH").map(|v| v.into_string());
+        let python_helper_dir = a
+            .python_helper_dir
+            .as_deref()
+            .filter(|dir| helper_installed(dir, inherited_pythonpath.as_ref()));
         let env = launch::script_env(
             &a.spec,
             &AttemptEnv {
@@ -205,6 +218,10 @@ impl Worker {
                 framework,
                 timebox_file: Some(&timebox_file),
                 gpu_env: &gpu_env,
+                python_helper_dir,
+                inherited_pythonpath: inherited_pythonpath
+                    .as_ref()
+                    .and_then(|v| v.as_deref().ok()),
             },
             |key| std::env::var_os(key).is_some(),
         );
@@ -221,6 +238,9 @@ impl Worker {
         let launch = self.launch()?;
         let logs = open_logs(&self.attempt.run_dir)
             .map_err(|e| format!("cannot open the run's log files: {e}"))?;
+        // Where this attempt's output starts, so `logs` can mark the attempts apart.
+        let (number, stdout_at, stderr_at) = (self.attempt.number, logs[0].len(), logs[1].len());
+        self.update(move |rec| rec.set_log_offsets(number, stdout_at, stderr_at));
         self.files = Some(
             FileWriter::start("run-files").map_err(|e| format!("cannot start a thread: {e}"))?,
         );
@@ -265,12 +285,12 @@ impl Worker {
         });
         let err_addr = addr.clone();
         spawn_named("stderr-pump", move || {
-            let oom_addr = err_addr.clone();
+            let notice_addr = err_addr.clone();
             let result = pump::pump_stderr(
                 stderr,
                 BufWriter::new(crate::stdio::stderr()),
                 BufWriter::new(stderr_log),
-                || oom_addr.do_send(CudaOom),
+                |notice| notice_addr.do_send(Noticed(notice)),
             );
             if let Err(e) = result {
                 tracing::warn!("stderr capture: {e}");
@@ -557,6 +577,14 @@ impl Worker {
         self.finished = true;
         let outcome = outcome::decide(exit, self.stop_cause, self.cuda_oom);
         self.progress.active_ms = self.clock.elapsed().as_millis() as u64;
+        if legacy_hint::applies(
+            &outcome,
+            self.clock.elapsed(),
+            self.legacy_args_named,
+            self.attempt.spec.options.legacy_args,
+        ) {
+            self.note(legacy_hint::EVENT, legacy_hint::HINT.to_string());
+        }
         if let Some(guard) = self.guard.take() {
             guard.release();
         }
@@ -656,10 +684,13 @@ impl Handler<Sampled> for Worker {
     }
 }
 
-impl Handler<CudaOom> for Worker {
+impl Handler<Noticed> for Worker {
     type Result = ();
-    fn handle(&mut self, _: CudaOom, _: &mut Context<Self>) {
-        self.cuda_oom = true;
+    fn handle(&mut self, Noticed(notice): Noticed, _: &mut Context<Self>) {
+        match notice {
+            StderrNotice::CudaOom => self.cuda_oom = true,
+            StderrNotice::LegacyArgs => self.legacy_args_named = true,
+        }
     }
 }
 
@@ -709,13 +740,32 @@ fn spawn_named(name: &str, body: impl FnOnce() + Send + 'static) {
 
 /// stdout.log, stderr.log and metrics.jsonl of the run, opened for appending (0600), each
 /// starting on a fresh line whatever an earlier attempt left.
-fn open_logs(run_dir: &Path) -> std::io::Result<[File; 3]> {
+fn open_logs(run_dir: &Path) -> std::io::Result<[AppendFile; 3]> {
     let open = |name: &str| open_for_lines(&run_dir.join(name));
     Ok([
         open("stdout.log")?,
         open("stderr.log")?,
         open("metrics.jsonl")?,
     ])
+}
+
+/// Writes the helper module for the script; false (with a warning) when it cannot be used:
+/// not written, or an inherited PYTHONPATH that is not UTF-8 and could not be kept after it.
+fn helper_installed(dir: &Path, inherited: Option<&Result<String, std::ffi::OsString>>) -> bool {
+    if matches!(inherited, Some(Err(_))) {
+        tracing::warn!("PYTHONPATH is not UTF-8: left as it is, without backprop_helper");
+        return false;
+    }
+    match crate::python_helper::install(dir) {
+        Ok(()) => true,
+        Err(e) => {
+            crate::ui::warn(&format!(
+                "cannot write backprop_helper.py to {}: {e}; `import backprop_helper` will fail",
+                dir.display()
+            ));
+            false
+        }
+    }
 }
 
 /// Checkpoint paths are relative to the run's working directory.

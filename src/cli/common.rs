@@ -94,27 +94,10 @@ pub fn open_store_refreshed() -> Result<Store, CliError> {
     }
 }
 
-/// The store opened to read, with its records as commands show them (lost runs marked,
-/// Slurm states current); unreadable records are reported and left out.
-pub fn open_store_for_reading() -> Result<(Store, Vec<RunRecord>), CliError> {
-    let store = open_store_refreshed()?;
-    let mut readable = Vec::new();
-    for rec in store.read()?.records() {
-        match rec {
-            Ok(rec) => readable.push(rec),
-            Err(e) => crate::ui::warn(&e.to_string()),
-        }
-    }
-    Ok((store, readable))
-}
-
-/// A run named by the user, among records already read.
-pub fn find_in(records: &[RunRecord], id: &RunId) -> Result<RunRecord, CliError> {
-    records
-        .iter()
-        .find(|r| r.id == *id)
-        .cloned()
-        .ok_or_else(|| StoreError::NotFound(id.to_string()).into())
+/// `exportJson` from the config (true when the config cannot be read: the export is the
+/// safe default).
+pub fn export_enabled(global: &Global) -> bool {
+    load_config(global, Vec::new()).map_or(true, |c| c.config.export_json)
 }
 
 pub fn load_config(global: &Global, flags: Vec<FlagValue>) -> Result<LoadedConfig, CliError> {
@@ -129,17 +112,24 @@ pub fn load_config_with(
 ) -> Result<LoadedConfig, CliError> {
     let cwd = std::env::current_dir()
         .map_err(|e| CliError::usage(format!("cannot read the current directory: {e}")))?;
-    config::load(LoadRequest {
+    let loaded = config::load(LoadRequest {
         config_path: global.config.clone(),
         cwd,
-        // Non-UTF-8 variables cannot be config values; they are passed over, not fatal.
-        env: std::env::vars_os()
-            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-            .collect(),
+        env: process_env(),
         overrides,
         flags,
     })
-    .map_err(|e| CliError::usage(e.to_string()))
+    .map_err(|e| CliError::usage(e.to_string()))?;
+    crate::store::export::set_enabled(loaded.config.export_json);
+    Ok(loaded)
+}
+
+/// The process environment as text. Non-UTF-8 variables cannot be config values; they are
+/// passed over, not fatal.
+pub fn process_env() -> Vec<(String, String)> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect()
 }
 
 /// The record of a run named by the user.
@@ -153,15 +143,13 @@ pub fn report_outcome(global: &Global, store: &Store, run_id: &RunId, results: R
         crate::ui::error(&format!("run {run_id} ended without an outcome"));
         return 1;
     };
+    let rec = store.get(run_id).ok();
     if !global.quiet
-        && let Ok(rec) = store.get(run_id)
+        && let Some(rec) = &rec
     {
         let mut line = format!("{run_id} {}", outcome.status);
         if outcome.status == Status::Failed {
-            line.push_str(&format!(
-                " ({}, exit {})",
-                outcome.reason, outcome.exit_code
-            ));
+            line.push_str(&format!(" ({})", outcome.failure_text()));
         }
         line.push_str(&format!(
             " after {}",
@@ -182,7 +170,21 @@ pub fn report_outcome(global: &Global, store: &Store, run_id: &RunId, results: R
         }
         crate::ui::info(&line);
     }
+    if let Some(rec) = &rec {
+        print_legacy_hint(std::slice::from_ref(rec));
+    }
     outcome.exit_code
+}
+
+/// The one line about `--legacy-args` when any of these failed runs asked for the original
+/// tool's arguments (shown even with `-q`: it explains a failure).
+pub fn print_legacy_hint(records: &[RunRecord]) {
+    if records
+        .iter()
+        .any(|r| r.status() == Status::Failed && crate::legacy_hint::noted(r))
+    {
+        crate::ui::info(&format!("hint: {}", crate::legacy_hint::HINT));
+    }
 }
 
 /// `1m 5s`-style text of a duration in milliseconds, to the second.
@@ -205,8 +207,5 @@ pub fn loss_text(loss: Option<f64>) -> String {
 }
 
 pub fn print_json(value: &impl serde::Serialize) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(value).expect("serialisable")
-    );
+    super::out::line(&serde_json::to_string_pretty(value).expect("serialisable"));
 }

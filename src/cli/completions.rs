@@ -15,6 +15,9 @@ pub struct CompletionsArgs {
 
 pub fn execute(_global: &Global, args: CompletionsArgs) -> Result<i32, CliError> {
     let mut command = Cli::command();
-    clap_complete::generate(args.shell, &mut command, "backprop", &mut std::io::stdout());
+    // Into memory first: clap_complete panics when its writer fails (a closed pipe).
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut command, "backprop", &mut script);
+    super::out::write_bytes(&script);
     Ok(0)
 }

@@ -1,6 +1,7 @@
 //! Run options given on the command line, as config values (the top layer of the config).
 
-use crate::config::FlagValue;
+use super::common::CliError;
+use crate::config::{FlagValue, Minutes};
 use clap::Args;
 use serde_json::Value;
 
@@ -8,13 +9,13 @@ use serde_json::Value;
 #[derive(Args, Debug, Default, Clone)]
 pub struct ConfigFlags {
     /// Timebox in minutes (a number) or a duration like 90s, 2h [default: 10]
-    #[arg(short = 'm', long, value_name = "MIN")]
+    #[arg(short = 'm', long, value_name = "MIN", allow_hyphen_values = true)]
     pub max_run_minutes: Option<String>,
     /// pytorch | tensorflow | jax | auto
     #[arg(short = 'f', long)]
     pub framework: Option<String>,
     /// Tell the script to checkpoint every N minutes (BACKPROP_CHECKPOINT_EVERY_SECONDS)
-    #[arg(short = 'c', long, value_name = "MIN")]
+    #[arg(short = 'c', long, value_name = "MIN", allow_hyphen_values = true)]
     pub checkpoint_every_minutes: Option<String>,
     /// GPU memory limit: 80% of the GPU, or 8 (GB)
     #[arg(short = 'g', long, value_name = "LIMIT")]
@@ -25,6 +26,9 @@ pub struct ConfigFlags {
     /// Minimum free RAM to start, in GB [default: 4]
     #[arg(long, value_name = "GB")]
     pub min_free_ram: Option<f64>,
+    /// Maximum 1-minute CPU load per core to start [default: 2]
+    #[arg(long, value_name = "LOAD")]
+    pub max_cpu_load: Option<f64>,
     /// auto | nvml | nvidia-smi | none
     #[arg(long, value_name = "PROBE")]
     pub gpu_probe: Option<String>,
@@ -49,11 +53,29 @@ pub struct ConfigFlags {
     /// local | slurm
     #[arg(long)]
     pub executor: Option<String>,
+    /// Slurm: nodes per job (the script is launched with srun on all of them)
+    #[arg(long, value_name = "N")]
+    pub nodes: Option<u32>,
+    /// Slurm: tasks per node (the script is launched with srun, once per task)
+    #[arg(long, value_name = "N")]
+    pub ntasks_per_node: Option<u32>,
+    /// Also pass the original backprop's --run-id ID --max-minutes N (scriptArgs: legacy)
+    #[arg(long)]
+    pub legacy_args: bool,
 }
 
 impl ConfigFlags {
-    /// The flags the user gave, as the top layer of the config.
-    pub fn flags(&self) -> Vec<FlagValue> {
+    /// The flags the user gave, as the top layer of the config; a timebox or checkpoint
+    /// interval that cannot be meant is refused here, naming the flag as typed.
+    pub fn flags(&self) -> Result<Vec<FlagValue>, CliError> {
+        for (flag, text) in [
+            ("--max-run-minutes", &self.max_run_minutes),
+            ("--checkpoint-every-minutes", &self.checkpoint_every_minutes),
+        ] {
+            if let Some(text) = text {
+                check_minutes(flag, text)?;
+            }
+        }
         let mut f = Flags::default();
         f.add_text(
             "--max-run-minutes",
@@ -84,6 +106,11 @@ impl ConfigFlags {
             "--min-free-ram",
             "minFreeRamGB",
             self.min_free_ram.map(Value::from),
+        );
+        f.add(
+            "--max-cpu-load",
+            "maxCpuLoad",
+            self.max_cpu_load.map(Value::from),
         );
         f.add(
             "--gpu-probe",
@@ -117,8 +144,36 @@ impl ConfigFlags {
             "executor",
             self.executor.clone().map(Value::from),
         );
-        f.into_vec()
+        f.add("--nodes", "slurm.nodes", self.nodes.map(Value::from));
+        f.add(
+            "--ntasks-per-node",
+            "slurm.ntasksPerNode",
+            self.ntasks_per_node.map(Value::from),
+        );
+        f.add(
+            "--legacy-args",
+            "scriptArgs",
+            self.legacy_args.then(|| Value::from("legacy")),
+        );
+        Ok(f.into_vec())
     }
+}
+
+/// A duration in minutes as typed after `flag` (`-m`, `-c`): positive and at most a year,
+/// else a usage error that names the flag and the value.
+pub fn check_minutes(flag: &str, text: &str) -> Result<(), CliError> {
+    let problem = match text.parse::<Minutes>() {
+        Ok(minutes) => match minutes.out_of_range() {
+            Some(problem) => problem,
+            None => return Ok(()),
+        },
+        // Negative, NaN or infinite numbers parse as numbers but are no duration.
+        Err(_) if text.trim().parse::<f64>().is_ok() => Minutes::NOT_POSITIVE.to_string(),
+        Err(_) => "not a duration; give minutes (5, 0.5) or a duration like 90s or 2h".to_string(),
+    };
+    Err(CliError::usage(format!(
+        "invalid {flag} {text:?}: {problem}"
+    )))
 }
 
 /// Collects flag values; only flags the user actually gave are layered over the config.
@@ -158,6 +213,69 @@ pub fn number_or_string(text: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn refusal(text: &str) -> String {
+        check_minutes("--max-run-minutes", text)
+            .unwrap_err()
+            .message
+    }
+
+    #[test]
+    fn minutes_flags_take_positive_durations_up_to_a_year() {
+        for ok in ["5", "0.5", "90s", "2h", "525600", "365d"] {
+            assert!(check_minutes("-m", ok).is_ok(), "{ok}");
+        }
+        assert_eq!(
+            refusal("-5"),
+            "invalid --max-run-minutes \"-5\": must be a positive duration"
+        );
+        assert_eq!(
+            refusal("0"),
+            "invalid --max-run-minutes \"0\": must be a positive duration"
+        );
+        assert_eq!(
+            refusal("1e9"),
+            "invalid --max-run-minutes \"1e9\": at most 1 year (525600 minutes)"
+        );
+        assert!(
+            refusal("soon").contains("not a duration"),
+            "{}",
+            refusal("soon")
+        );
+        assert!(refusal("400d").contains("at most 1 year"));
+    }
+
+    #[test]
+    fn only_given_flags_become_config_values() {
+        let flags = ConfigFlags {
+            legacy_args: true,
+            max_cpu_load: Some(3.5),
+            ..ConfigFlags::default()
+        };
+        let keys: Vec<(String, Value)> = flags
+            .flags()
+            .unwrap()
+            .into_iter()
+            .map(|f| (f.key, f.value))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                ("maxCpuLoad".to_string(), serde_json::json!(3.5)),
+                ("scriptArgs".to_string(), serde_json::json!("legacy")),
+            ]
+        );
+        let bad = ConfigFlags {
+            checkpoint_every_minutes: Some("-1".into()),
+            ..ConfigFlags::default()
+        };
+        assert!(
+            bad.flags()
+                .unwrap_err()
+                .message
+                .starts_with("invalid --checkpoint-every-minutes \"-1\"")
+        );
+    }
 
     #[test]
     fn numbers_stay_numbers_and_durations_stay_text() {

@@ -3,9 +3,12 @@
 mod common;
 mod completions;
 mod config;
+mod doctor;
+mod export;
 mod flags;
 mod list;
 mod logs;
+mod out;
 mod plot;
 mod queue;
 mod resume;
@@ -63,9 +66,15 @@ pub enum Command {
     /// A metric over steps, in the terminal or as an image; several runs overlay
     Plot(plot::PlotArgs),
     /// The effective configuration and the source of every value
-    Config(config::ConfigArgs),
+    Config(Box<config::ConfigArgs>),
     /// A shell completion script
     Completions(completions::CompletionsArgs),
+    /// Write the store's records for other tools (json, jsonl, csv)
+    Export(export::ExportArgs),
+    /// Check the store, show what damaged files still hold, re-import one
+    Doctor(doctor::DoctorArgs),
+    #[command(name = "__export", hide = true)]
+    ExportJson,
     #[command(name = "__guard", hide = true)]
     Guard {
         pgid: u32,
@@ -93,6 +102,11 @@ pub fn main() -> i32 {
         }
     };
     init_tracing(cli.verbose);
+    let is_guard = matches!(cli.command, Command::Guard { .. });
+    if !is_guard && let Err(e) = crate::config::check_env_names(&common::process_env()) {
+        crate::ui::error(&e.to_string());
+        return EXIT_USAGE;
+    }
     let global = Global {
         config: cli.config,
         json: cli.json,
@@ -107,15 +121,20 @@ pub fn main() -> i32 {
         Command::Status(args) => status::execute(&global, args),
         Command::Stop(args) => stop::execute(&global, args),
         Command::Logs(args) => logs::execute(&global, args),
-        Command::Config(args) => config::execute(&global, args),
+        Command::Config(args) => config::execute(&global, *args),
         Command::Plot(args) => plot::execute(&global, args),
         Command::Completions(args) => completions::execute(&global, args),
+        Command::Export(args) => export::execute(&global, args),
+        Command::Doctor(args) => doctor::execute(&global, args),
+        Command::ExportJson => Ok(crate::store::export::run_detached(&common::home())),
         Command::Guard {
             pgid,
             run_dir,
             attempt,
         } => Ok(crate::guard::run_guard(pgid, &run_dir, attempt)),
     };
+    crate::store::export::set_enabled(common::export_enabled(&global));
+    crate::store::export::settle_on_exit(&common::home());
     match result {
         Ok(code) => code,
         Err(e) => {

@@ -4,15 +4,16 @@
 use super::Global;
 use super::common::{
     CliError, duration_text, load_config, load_config_with, loss_text, open_store, output,
-    print_json,
+    print_json, print_legacy_hint,
 };
 use super::flags::ConfigFlags;
 use super::run::current_dir;
-use super::table;
+use super::{out, table};
 use crate::config::{self, Executor, FlagValue};
 use crate::continuation::{Plan, Rounds};
-use crate::executor::new_runs::{NewRun, create_records, script_name, spec_for};
+use crate::executor::new_runs::{NewRun, NewRunError, create_records, script_name, spec_for};
 use crate::executor::{self, Job, Launch, OnRefusal, Results, Started};
+use crate::launch::NotFound;
 use crate::outcome::EXIT_STOPPED;
 use crate::record::{RunRecord, RunSpec, Status};
 use crate::runid::RunId;
@@ -24,10 +25,11 @@ use std::path::{Path, PathBuf};
 
 #[derive(Args, Debug)]
 #[command(
-    after_help = "Examples:\n  backprop queue sweep.json --dry-run\n  backprop queue sweep.json -p 2 --rounds 3\n  backprop queue            # the `experiments` of backprop.config.json\n\nA sweep file:\n  {\"script\": \"train.py\", \"args\": [\"--lr\", \"{lr}\"], \"grid\": {\"lr\": [0.1, 0.01]},\n   \"name\": \"lr{lr}\", \"maxRunMinutes\": 5, \"maxParallel\": 2}"
+    after_help = "Examples:\n  backprop queue sweep.json --dry-run\n  backprop queue sweep.json -p 2 --rounds 3\n  backprop queue            # the `experiments` of backprop.config.json\n\nA sweep file:\n  {\"script\": \"train.py\", \"args\": [\"--lr\", \"{lr}\"], \"grid\": {\"lr\": [0.1, 0.01]},\n   \"name\": \"lr{lr}\", \"maxRunMinutes\": 5, \"maxParallel\": 2}\n\nRelative `script` and `cwd` paths in a sweep file are taken from the sweep file's own\ndirectory (in the config's `experiments`, from the config file's); the scripts run in the\ncurrent directory unless a run gives its `cwd`."
 )]
 pub struct QueueArgs {
-    /// The sweep file; without it, the `experiments` of the config file
+    /// The sweep file (relative paths inside it are taken from its directory); without it,
+    /// the `experiments` of the config file
     pub file: Option<PathBuf>,
     /// Options that set config keys for every run (over the file's own)
     #[command(flatten)]
@@ -58,22 +60,32 @@ struct Resolved {
 }
 
 pub fn execute(global: &Global, args: QueueArgs) -> Result<i32, CliError> {
-    let flags = args.config.flags();
+    let flags = args.config.flags()?;
     let base = load_config(global, flags.clone())?;
-    let batch = match &args.file {
-        Some(path) => sweep::load_file(path).map_err(|e| CliError::usage(e.to_string()))?,
+    let here = current_dir()?;
+    let (batch, batch_dir) = match &args.file {
+        Some(path) => (
+            sweep::load_file(path).map_err(|e| CliError::usage(e.to_string()))?,
+            directory_of(&here.join(path)),
+        ),
         None => {
-            let origin = base
-                .file()
-                .map(|f| f.display().to_string())
-                .unwrap_or_else(|| config::FILE_NAME.to_string());
+            let Some(file) = base.file() else {
+                return Err(CliError::usage(format!(
+                    "no sweep file given and there is no {} here; give one: backprop queue <sweep.json> (or list runs under `experiments` in a config file)",
+                    config::FILE_NAME
+                )));
+            };
+            let origin = file.display().to_string();
             if base.config.experiments.is_empty() {
                 return Err(CliError::usage(format!(
-                    "no sweep file given and {origin} has no `experiments`; usage: backprop queue <sweep.json>"
+                    "no sweep file given and {origin} has no `experiments`; give one: backprop queue <sweep.json>"
                 )));
             }
-            sweep::from_experiments(&base.config.experiments, &origin)
-                .map_err(|e| CliError::usage(e.to_string()))?
+            (
+                sweep::from_experiments(&base.config.experiments, &origin)
+                    .map_err(|e| CliError::usage(e.to_string()))?,
+                directory_of(file),
+            )
         }
     };
     if batch.runs.is_empty() {
@@ -82,11 +94,14 @@ pub fn execute(global: &Global, args: QueueArgs) -> Result<i32, CliError> {
     // Batch-level settings (admission, polling) come from the batch's own overrides too.
     let batch_config = load_with(global, &batch.overrides, &[], &flags)?;
     let on_slurm = batch_config.executor == Executor::Slurm;
-    let here = current_dir()?;
+    let places = Places {
+        here: &here,
+        batch_dir: &batch_dir,
+    };
     let resolved: Vec<Resolved> = batch
         .runs
         .iter()
-        .map(|run| resolve(global, &batch, run, &flags, &here))
+        .map(|run| resolve(global, &batch, run, &flags, &places))
         .collect::<Result<_, _>>()?;
     if args.dry_run {
         print_plan(global, &resolved);
@@ -168,17 +183,18 @@ pub fn execute(global: &Global, args: QueueArgs) -> Result<i32, CliError> {
         Started::Ran(results) => {
             let records: Vec<RunRecord> = ids.iter().filter_map(|id| store.get(id).ok()).collect();
             print_summary(global, &batch_id, &records, &results);
+            print_legacy_hint(&records);
             Ok(exit_code(&results))
         }
         Started::Submitted { job_id } => {
             if global.json {
                 print_json(&json!({"batchId": batch_id, "slurmJobId": job_id, "runs": ids}));
             } else {
-                println!(
+                out::line(&format!(
                     "batch {batch_id}: {} runs submitted to Slurm as array job {job_id} (at most {} at once)",
                     ids.len(),
                     batch_config.max_parallel
-                );
+                ));
             }
             Ok(0)
         }
@@ -196,26 +212,77 @@ fn load_with(
     Ok(load_config_with(global, overrides, flags.to_vec())?.config)
 }
 
+/// Where a batch's paths are taken from.
+struct Places<'a> {
+    /// Where backprop runs: the scripts' working directory unless a run gives its `cwd`.
+    here: &'a Path,
+    /// The directory of the sweep (or config) file: relative `script` and `cwd` paths in it.
+    batch_dir: &'a Path,
+}
+
+/// The directory holding `file` (absolute when `file` is).
+fn directory_of(file: &Path) -> PathBuf {
+    file.parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("/"))
+}
+
+/// A batch's `script` as launch resolves it: a relative path is taken from the batch file's
+/// directory; a bare command name stays a command unless it is not on PATH and a file of
+/// that name sits beside the batch file.
+fn script_in_batch(
+    script: &str,
+    batch_dir: &Path,
+    on_path: impl Fn(&str) -> bool,
+    is_file: impl Fn(&Path) -> bool,
+) -> String {
+    let path = Path::new(script);
+    if path.is_absolute() {
+        return script.to_string();
+    }
+    let beside = batch_dir.join(path);
+    let is_path = script.contains('/') || script.ends_with(".py");
+    if is_path || (!on_path(script) && is_file(&beside)) {
+        beside.display().to_string()
+    } else {
+        script.to_string()
+    }
+}
+
 fn resolve(
     global: &Global,
     batch: &Batch,
     run: &PlannedRun,
     flags: &[FlagValue],
-    here: &Path,
+    places: &Places,
 ) -> Result<Resolved, CliError> {
     let config = load_with(global, &batch.overrides, &run.overrides, flags)?;
-    let cwd = run.cwd.as_deref().map(Path::new);
-    let spec = spec_for(
+    let cwd = run.cwd.as_deref().map(|dir| places.batch_dir.join(dir));
+    let script = script_in_batch(
         &run.script,
+        places.batch_dir,
+        |name| which::which(name).is_ok(),
+        Path::is_file,
+    );
+    let spec = spec_for(
+        &script,
         run.args.clone(),
         &config,
-        cwd,
+        cwd.as_deref(),
         run.env.clone(),
-        here,
+        places.here,
     )
     .map_err(|e| {
-        let e = CliError::from(e);
-        CliError::with_code(e.code, format!("run {:?}: {}", run.name, e.message))
+        let message = match &e {
+            NewRunError::NotFound(NotFound::Script { looked, .. }) => format!(
+                "script {} not found (looked for {looked}; relative paths in a batch file are taken from its directory, {})",
+                run.script,
+                places.batch_dir.display()
+            ),
+            _ => e.to_string(),
+        };
+        let code = CliError::from(e).code;
+        CliError::with_code(code, format!("run {:?}: {message}", run.name))
     })?;
     let name = if run.name.is_empty() {
         script_name(&run.script)
@@ -264,11 +331,11 @@ fn print_plan(global: &Global, runs: &[Resolved]) {
             ]
         })
         .collect();
-    println!(
-        "{}",
-        table::render(&["NAME", "COMMAND", "TIMEBOX", "PARAMS"], &rows)
-    );
-    println!("{} runs (dry run: nothing started)", runs.len());
+    out::line(&table::render(
+        &["NAME", "COMMAND", "TIMEBOX", "PARAMS"],
+        &rows,
+    ));
+    out::line(&format!("{} runs (dry run: nothing started)", runs.len()));
 }
 
 /// The search's rungs and start order, and a warning when too few configurations are given
@@ -345,15 +412,12 @@ fn print_summary(global: &Global, batch_id: &RunId, records: &[RunRecord], resul
             ]
         })
         .collect();
-    println!(
-        "{}",
-        table::render(
-            &[
-                "ID", "NAME", "STATUS", "ATTEMPTS", "ACTIVE", "STEP", "LOSS", "PARAMS"
-            ],
-            &rows
-        )
-    );
+    out::line(&table::render(
+        &[
+            "ID", "NAME", "STATUS", "ATTEMPTS", "ACTIVE", "STEP", "LOSS", "PARAMS",
+        ],
+        &rows,
+    ));
 }
 
 /// 0 when every run completed or was timeboxed; 130 when stopped by the user; else 1.
@@ -370,5 +434,29 @@ fn exit_code(results: &Results) -> i32 {
         0
     } else {
         1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_scripts_are_found_beside_the_batch_file() {
+        let dir = Path::new("/sweeps/a");
+        let resolve = |script: &str, on_path: bool, beside: bool| {
+            script_in_batch(script, dir, |_| on_path, |_| beside)
+        };
+        assert_eq!(resolve("train.py", false, false), "/sweeps/a/train.py");
+        assert_eq!(
+            resolve("../t/train.py", false, false),
+            "/sweeps/a/../t/train.py"
+        );
+        assert_eq!(resolve("./job.sh", false, false), "/sweeps/a/./job.sh");
+        assert_eq!(resolve("/abs/train.py", false, false), "/abs/train.py");
+        // A bare name is a command on PATH first, then a file beside the batch file.
+        assert_eq!(resolve("torchrun", true, true), "torchrun");
+        assert_eq!(resolve("job.sh", false, true), "/sweeps/a/job.sh");
+        assert_eq!(resolve("nothing", false, false), "nothing");
     }
 }

@@ -2,13 +2,13 @@
 
 use super::Global;
 use super::common::{CliError, find_run, load_config, open_store, output, report_outcome};
-use super::flags::number_or_string;
+use super::flags::{check_minutes, number_or_string};
 use crate::config::{Executor, FlagValue};
 use crate::continuation::Plan;
 use crate::executor::{self, Job, Launch, OnRefusal, Started};
 use crate::outcome::EXIT_NOT_FOUND;
-use crate::record::RunRecord;
 use crate::record::lifecycle;
+use crate::record::{RunRecord, Status};
 use crate::runid::RunId;
 use crate::store::Store;
 use clap::Args;
@@ -20,7 +20,7 @@ pub struct ResumeArgs {
     /// The run to continue
     pub run_id: RunId,
     /// Timebox of this attempt in minutes or as a duration (default: the run's own)
-    #[arg(short = 'm', long, value_name = "MIN")]
+    #[arg(short = 'm', long, value_name = "MIN", allow_hyphen_values = true)]
     pub max_run_minutes: Option<String>,
     /// Refuse at once (exit 75) instead of waiting for resources
     #[arg(long)]
@@ -28,9 +28,15 @@ pub struct ResumeArgs {
     /// local | slurm [default: where the run ran before, else the config's executor]
     #[arg(long)]
     pub executor: Option<Executor>,
+    /// Resume a run that completed (a new attempt from its latest checkpoint)
+    #[arg(long)]
+    pub force: bool,
 }
 
 pub fn execute(global: &Global, args: ResumeArgs) -> Result<i32, CliError> {
+    if let Some(text) = &args.max_run_minutes {
+        check_minutes("--max-run-minutes", text)?;
+    }
     let flags: Vec<FlagValue> = args
         .max_run_minutes
         .iter()
@@ -49,6 +55,12 @@ pub fn execute(global: &Global, args: ResumeArgs) -> Result<i32, CliError> {
             "run {} is still {}; stop it first with `backprop stop {}`",
             rec.id,
             rec.status(),
+            rec.id
+        )));
+    }
+    if rec.status() == Status::Completed && !args.force {
+        return Err(CliError::usage(format!(
+            "run {} already completed; to run it again from its latest checkpoint as a new attempt, pass --force",
             rec.id
         )));
     }
@@ -119,7 +131,12 @@ fn claim(store: &Store, rec: &RunRecord) -> Result<(), CliError> {
     let me = crate::proc_info::me();
     let seq = crate::clock::queue_seq();
     store
-        .update_record(&rec.id, |r| lifecycle::reclaim(r, me.clone(), seq))?
+        .update_record(&rec.id, |r| {
+            lifecycle::reclaim(r, me.clone(), seq)?;
+            // Run here: no Slurm job is this attempt's.
+            r.slurm = None;
+            Ok::<(), lifecycle::Refused>(())
+        })?
         .map_err(|_| {
             CliError::usage(format!(
                 "run {} was just resumed by another backprop",

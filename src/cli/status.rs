@@ -2,12 +2,12 @@
 
 use super::Global;
 use super::common::{
-    CliError, duration_text, find_in, load_config, loss_text, open_store_for_reading, print_json,
+    CliError, duration_text, find_run, load_config, loss_text, open_store_refreshed, print_json,
     time_text,
 };
-use super::table;
+use super::{out, table};
 use crate::gpu::{ComputeMode, GpuInfo};
-use crate::record::RunRecord;
+use crate::record::{RunRecord, Status};
 use crate::resources::{self, GpuState, Thresholds, Verdict};
 use clap::Args;
 use serde_json::json;
@@ -21,13 +21,13 @@ pub struct StatusArgs {
 }
 
 pub fn execute(global: &Global, args: StatusArgs) -> Result<i32, CliError> {
-    let (store, all) = open_store_for_reading()?;
+    let store = open_store_refreshed()?;
     if let Some(id) = args.run_id {
-        let rec = find_in(&all, &id)?;
+        let rec = find_run(&store, &id)?;
         if global.json {
             print_json(&rec);
         } else {
-            print!("{}", describe_run(&rec, &store.run_dir(&id)));
+            out::print(&describe_run(&rec, &store.run_dir(&id)));
         }
         return Ok(0);
     }
@@ -45,7 +45,7 @@ pub fn execute(global: &Global, args: StatusArgs) -> Result<i32, CliError> {
         Verdict::Go => None,
         Verdict::Wait(why) => Some(why),
     };
-    let mut active: Vec<RunRecord> = all.into_iter().filter(|r| r.status().is_active()).collect();
+    let mut active: Vec<RunRecord> = store.active()?;
     super::list::sort_newest_first(&mut active);
     let holders = gpu_holders(&active);
     if global.json {
@@ -67,24 +67,27 @@ pub fn execute(global: &Global, args: StatusArgs) -> Result<i32, CliError> {
             "gpuProcesses": snapshot.gpu.processes,
             "gpuProbe": {"kind": snapshot.gpu.probe, "error": snapshot.gpu.error, "note": snapshot.gpu.note, "takenMs": snapshot.gpu.taken_ms, "visibleDevicesNote": visible_note(&snapshot.gpu)},
             "startBlockedBy": verdict,
+            "store": store_json(&store),
             "runs": active,
         }));
         return Ok(0);
     }
-    println!(
-        "CPU   load {:.2} per core ({} cores, maxCpuLoad {})",
+    let mut text = format!(
+        "CPU   load {:.2} per core ({} cores, maxCpuLoad {})\n",
         snapshot.load_per_core, snapshot.cpus, config.max_cpu_load
     );
-    println!(
-        "RAM   {:.1} GB free of {:.1} GB (minFreeRamGB {})",
+    text.push_str(&format!(
+        "RAM   {:.1} GB free of {:.1} GB (minFreeRamGB {})\n",
         snapshot.free_ram_gb, snapshot.total_ram_gb, config.min_free_ram_gb
-    );
-    print!("{}", describe_gpus(&snapshot.gpu, &holders));
+    ));
+    text.push_str(&format!("{}\n", store_text(&store)));
+    text.push_str(&describe_gpus(&snapshot.gpu, &holders));
     if let Some(why) = verdict {
-        println!("new runs would wait: {why}");
+        text.push_str(&format!("new runs would wait: {why}\n"));
     }
     if active.is_empty() {
-        println!("\nno active runs");
+        text.push_str("\nno active runs\n");
+        out::print(&text);
         return Ok(0);
     }
     let rows: Vec<Vec<String>> = active
@@ -102,27 +105,38 @@ pub fn execute(global: &Global, args: StatusArgs) -> Result<i32, CliError> {
                     .as_ref()
                     .map(|l| gpu_list(&l.gpus))
                     .unwrap_or_else(|| "-".into()),
-                r.reason.clone().unwrap_or_default(),
+                reason_text(r).unwrap_or_default(),
             ]
         })
         .collect();
-    println!(
-        "\n{}",
-        table::render_with_status(
-            &[
-                "ID",
-                "STATUS",
-                "ACTIVE",
-                "STEP",
-                "LOSS",
-                "GPUS",
-                "WAITING FOR / PAUSED BY"
-            ],
-            &rows,
-            table::colour()
-        )
-    );
+    text.push('\n');
+    text.push_str(&table::render_with_status(
+        &[
+            "ID",
+            "STATUS",
+            "ACTIVE",
+            "STEP",
+            "LOSS",
+            "GPUS",
+            "WAITING FOR / PAUSED BY",
+        ],
+        &rows,
+        table::colour(),
+    ));
+    text.push('\n');
+    out::print(&text);
     Ok(0)
+}
+
+/// Why a run is where it is. A queued run always has an answer: before its process has
+/// asked for a start (or after `resume` claimed it) no reason is stored yet.
+fn reason_text(rec: &RunRecord) -> Option<String> {
+    match (&rec.reason, rec.status()) {
+        (Some(reason), _) => Some(reason.clone()),
+        (None, Status::Queued) if rec.slurm.is_some() => Some("submitted to Slurm".into()),
+        (None, Status::Queued) => Some("waiting for its process to ask for a start".into()),
+        (None, _) => None,
+    }
 }
 
 /// Which active runs hold (or have reserved) each GPU.
@@ -251,8 +265,8 @@ fn describe_run(rec: &RunRecord, run_dir: &std::path::Path) -> String {
     field("id", rec.id.to_string());
     field("name", rec.name.clone());
     field("status", rec.status().to_string());
-    if let Some(reason) = &rec.reason {
-        field("reason", reason.clone());
+    if let Some(reason) = reason_text(rec) {
+        field("reason", reason);
     }
     let mut command = rec.spec.interpreter.clone().into_iter().collect::<Vec<_>>();
     command.push(rec.spec.program.clone());
@@ -322,4 +336,72 @@ fn describe_run(rec: &RunRecord, run_dir: &std::path::Path) -> String {
     ));
     out.push('\n');
     out
+}
+
+/// How the store keeps its transactions, for `status` and `doctor`.
+pub fn journal_text(journal: &crate::store::Journal) -> String {
+    match journal {
+        crate::store::Journal::Wal => "WAL".to_string(),
+        crate::store::Journal::Rollback(fs) => format!(
+            "rollback journal: the home is on a network filesystem ({fs}), where WAL is unsafe"
+        ),
+        crate::store::Journal::InMemory => "read-only copy of an old JSON store".to_string(),
+    }
+}
+
+fn store_text(store: &crate::store::Store) -> String {
+    let Ok(db) = store.connect() else {
+        return "STORE cannot be opened".to_string();
+    };
+    let runs = crate::store::query::count(db.conn()).unwrap_or(0);
+    let mut text = format!(
+        "STORE {} ({runs} runs, {})",
+        store.db_path().display(),
+        journal_text(&db.journal)
+    );
+    if let Some(holder) = crate::store::holder::current(store.home()) {
+        text.push_str(&format!("\n      locked by {holder}"));
+    }
+    text
+}
+
+fn store_json(store: &crate::store::Store) -> serde_json::Value {
+    let db = store.connect().ok();
+    json!({
+        "path": store.db_path(),
+        "runs": db.as_ref().and_then(|db| crate::store::query::count(db.conn()).ok()),
+        "journal": db.as_ref().map(|db| journal_text(&db.journal)),
+        "lockedBy": crate::store::holder::current(store.home()).map(|h| json!({
+            "pid": h.pid, "command": h.command, "stopped": h.stopped,
+        })),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{RunSpec, SlurmJob};
+    use crate::runid::RunId;
+
+    fn queued() -> RunRecord {
+        RunRecord::new(
+            RunId::parse("r").unwrap(),
+            "r".into(),
+            RunSpec::default(),
+            1,
+        )
+    }
+
+    #[test]
+    fn a_queued_run_always_says_why() {
+        let mut rec = queued();
+        assert_eq!(
+            reason_text(&rec).as_deref(),
+            Some("waiting for its process to ask for a start")
+        );
+        rec.slurm = Some(SlurmJob::default());
+        assert_eq!(reason_text(&rec).as_deref(), Some("submitted to Slurm"));
+        rec.reason = Some("waiting for a slot".into());
+        assert_eq!(reason_text(&rec).as_deref(), Some("waiting for a slot"));
+    }
 }

@@ -5,10 +5,10 @@
 use super::Global;
 use super::common::{CliError, open_store};
 use crate::proc_info::{self, Liveness};
+use crate::record::RunRecord;
 use crate::record::lifecycle;
-use crate::record::{RunRecord, Status};
 use crate::runid::RunId;
-use crate::store::StoreError;
+use crate::store::{Store, StoreError};
 use clap::Args;
 use nix::sys::signal::Signal;
 use std::collections::BTreeSet;
@@ -32,13 +32,8 @@ pub struct StopArgs {
 
 pub fn execute(global: &Global, args: StopArgs) -> Result<i32, CliError> {
     let store = open_store()?;
-    let records: Vec<RunRecord> = store.read()?.readable_records();
-    let targets = targets(&records, args.id.as_ref())?;
-    let active: Vec<&RunRecord> = targets
-        .iter()
-        .copied()
-        .filter(|r| r.status().is_active())
-        .collect();
+    let targets = targets(&store, args.id.as_ref())?;
+    let active: Vec<&RunRecord> = targets.iter().filter(|r| r.status().is_active()).collect();
     if active.is_empty() {
         if !global.quiet {
             match (&args.id, targets.as_slice()) {
@@ -52,8 +47,12 @@ pub fn execute(global: &Global, args: StopArgs) -> Result<i32, CliError> {
         return Ok(0);
     }
     let ids: Vec<RunId> = active.iter().map(|r| r.id.clone()).collect();
+    // Runs handed to Slurm are stopped through Slurm (their node reads no store).
+    let (on_slurm, here): (Vec<&RunRecord>, Vec<&RunRecord>) =
+        active.iter().copied().partition(|r| r.slurm.is_some());
+    let local_ids: Vec<RunId> = here.iter().map(|r| r.id.clone()).collect();
     store.update(|ex| {
-        for id in &ids {
+        for id in &local_ids {
             if let Ok(mut rec) = ex.record(id)
                 && lifecycle::request_stop(&mut rec).is_ok()
             {
@@ -62,7 +61,7 @@ pub fn execute(global: &Global, args: StopArgs) -> Result<i32, CliError> {
         }
     })?;
     let host = proc_info::hostname();
-    let supervisors: BTreeSet<u32> = active
+    let supervisors: BTreeSet<u32> = here
         .iter()
         .filter_map(|r| r.supervisor.as_ref())
         .filter(|s| proc_info::liveness(s, &host) == Liveness::Alive)
@@ -71,7 +70,9 @@ pub fn execute(global: &Global, args: StopArgs) -> Result<i32, CliError> {
     for pid in supervisors {
         crate::process::signal_pid(pid, Signal::SIGUSR2);
     }
-    stop_on_slurm(&store, &active, &host)?;
+    if !on_slurm.is_empty() {
+        crate::slurm::stop::stop(&store, &on_slurm).map_err(|e| CliError::with_code(1, e))?;
+    }
     if args.no_wait {
         return Ok(0);
     }
@@ -87,13 +88,12 @@ pub fn execute(global: &Global, args: StopArgs) -> Result<i32, CliError> {
     while started.elapsed() < limit {
         std::thread::sleep(Duration::from_millis(200));
         crate::reaper::refresh(&store)?;
-        let now = store.read()?;
-        left.retain(|id| ex_active(&now, id));
+        left.retain(|id| store.get(id).is_ok_and(|r| r.status().is_active()));
         if left.is_empty() {
             if !global.quiet {
                 for id in &ids {
-                    let status = now
-                        .record(id)
+                    let status = store
+                        .get(id)
                         .map(|r| r.status().to_string())
                         .unwrap_or_default();
                     crate::ui::info(&format!("run {id} {status}"));
@@ -112,56 +112,17 @@ pub fn execute(global: &Global, args: StopArgs) -> Result<i32, CliError> {
     ))
 }
 
-/// Slurm runs no local process supervises: a waiting job is cancelled (and the run ends
-/// `stopped`); a running one gets SIGTERM in its batch step, which is backprop on the node,
-/// so it takes the graceful path.
-fn stop_on_slurm(
-    store: &crate::store::Store,
-    active: &[&RunRecord],
-    host: &str,
-) -> Result<(), CliError> {
-    for rec in active {
-        let Some(job) = &rec.slurm else { continue };
-        let local = rec
-            .supervisor
-            .as_ref()
-            .is_some_and(|s| proc_info::liveness(s, host) == Liveness::Alive);
-        if local {
-            continue;
-        }
-        if rec.status() == Status::Queued {
-            crate::slurm::cancel(&job.job_id, None).map_err(|e| CliError::usage(e.to_string()))?;
-            store.update_record(&rec.id, |r| {
-                let _ =
-                    lifecycle::end_unstarted(r, Status::Stopped, "user", crate::clock::now_ms());
-            })?;
-        } else {
-            crate::slurm::cancel(&job.job_id, Some("TERM"))
-                .map_err(|e| CliError::usage(e.to_string()))?;
-        }
-    }
-    Ok(())
-}
-
-fn ex_active(ex: &crate::store::Experiments, id: &str) -> bool {
-    ex.record(id).is_ok_and(|r| r.status().is_active())
-}
-
-/// The runs named: one run, every run of a batch, or (no id) every run.
-fn targets<'a>(
-    records: &'a [RunRecord],
-    id: Option<&RunId>,
-) -> Result<Vec<&'a RunRecord>, CliError> {
+/// The runs named: one run, every run of a batch, or (no id) every active run.
+fn targets(store: &Store, id: Option<&RunId>) -> Result<Vec<RunRecord>, CliError> {
     let Some(id) = id else {
-        return Ok(records.iter().collect());
+        return Ok(store.active()?);
     };
-    if let Some(rec) = records.iter().find(|r| r.id == *id) {
-        return Ok(vec![rec]);
+    match store.get(id) {
+        Ok(rec) => return Ok(vec![rec]),
+        Err(StoreError::NotFound(_)) => {}
+        Err(e) => return Err(e.into()),
     }
-    let batch: Vec<&RunRecord> = records
-        .iter()
-        .filter(|r| r.batch_id.as_ref() == Some(id))
-        .collect();
+    let batch = crate::store::query::batch(store.connect()?.conn(), id)?;
     if batch.is_empty() {
         return Err(StoreError::NotFound(id.to_string()).into());
     }

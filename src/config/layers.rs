@@ -242,6 +242,24 @@ fn file_layer(req: &LoadRequest) -> Result<Option<(PathBuf, Layer)>, ConfigError
     Ok(Some((path, layer)))
 }
 
+/// Refuses a `BACKPROP_*` variable that is neither a config key nor one backprop itself
+/// uses, so that a typo is never silently ignored, even by commands that read no config.
+pub fn check_env_names(env: &[(String, String)]) -> Result<(), ConfigError> {
+    let table = env_table();
+    let mut unknown: Vec<&str> = env
+        .iter()
+        .map(|(name, _)| name.as_str())
+        .filter(|name| {
+            name.starts_with(ENV_PREFIX) && !is_reserved(name) && !table.contains_key(*name)
+        })
+        .collect();
+    unknown.sort_unstable();
+    match unknown.first() {
+        Some(name) => Err(unknown_env(name)),
+        None => Ok(()),
+    }
+}
+
 /// Layers defaults, the config file, `BACKPROP_*` variables and flags, then checks the result.
 pub fn load(req: LoadRequest) -> Result<LoadedConfig, ConfigError> {
     let mut figment = Figment::from(Serialized::defaults(Config::default()));
@@ -346,5 +364,31 @@ mod tests {
         );
         let clashes: Vec<&String> = table.keys().filter(|n| is_reserved(n)).collect();
         assert_eq!(clashes, vec!["BACKPROP_FRAMEWORK"]);
+    }
+
+    #[test]
+    fn unknown_names_are_refused_and_known_ones_pass() {
+        let env = |names: &[&str]| -> Vec<(String, String)> {
+            names
+                .iter()
+                .map(|n| (n.to_string(), "1".to_string()))
+                .collect()
+        };
+        assert!(
+            check_env_names(&env(&[
+                "BACKPROP_MAX_PARALLEL",
+                "BACKPROP_HOME",
+                "BACKPROP_RUN_ID",
+                "BACKPROP_TEST_X",
+                "PATH"
+            ]))
+            .is_ok()
+        );
+        let err = check_env_names(&env(&["BACKPROP_MAX_PARALEL", "BACKPROP_ZZZ"])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unknown environment variable BACKPROP_MAX_PARALEL: not a config key \
+             (did you mean BACKPROP_MAX_PARALLEL?)"
+        );
     }
 }

@@ -17,7 +17,7 @@ pub use errors::ConfigError;
 pub(crate) use errors::closest;
 pub use layers::{
     FILE_NAME, FlagValue, LoadRequest, LoadedConfig, Override, RESERVED_ENV, RESERVED_ENV_PREFIXES,
-    env_var_name, load,
+    check_env_names, env_var_name, load,
 };
 pub use model::{Config, GpuConfig, SlurmConfig, all_keys};
 pub use values::{

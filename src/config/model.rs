@@ -34,10 +34,14 @@ pub struct Config {
     pub resume_arg: String,
     /// `legacy`: scripts also get the original tool's arguments (`--run-id`, `--max-minutes`).
     pub script_args: ScriptArgs,
+    /// Make `import backprop_helper` work in every run (the helper module on PYTHONPATH).
+    pub python_helper: bool,
     pub max_restarts: u32,
     /// GPUs per run; `None` = 1 where GPUs exist, 0 otherwise.
     pub gpus_per_run: Option<u32>,
     pub executor: Executor,
+    /// Keep `experiments.json` in the home as an export of the store.
+    pub export_json: bool,
     pub gpu: GpuConfig,
     pub slurm: SlurmConfig,
     /// The config file's batch, validated by the batch module.
@@ -72,6 +76,18 @@ pub struct SlurmConfig {
     pub extra_args: Vec<String>,
     /// Added to the timebox + grace for the job's `--time`.
     pub time_margin: Seconds,
+    /// The early-warning signal Slurm sends backprop before the time limit or a preemption
+    /// (`--signal=B:<signal>@<signalBefore>`); it stops the run gracefully with a checkpoint.
+    pub signal: SignalName,
+    pub signal_before: Seconds,
+    /// A job stopped by the warning (or preempted) is requeued and resumes from its latest
+    /// checkpoint as a new attempt, at most `maxRequeues` times.
+    pub requeue: bool,
+    pub max_requeues: u32,
+    /// Nodes per job; with more than one (or `ntasksPerNode`), the script is launched with
+    /// `srun` so that every task gets the stop signal.
+    pub nodes: u32,
+    pub ntasks_per_node: Option<u32>,
 }
 
 impl Default for Config {
@@ -91,9 +107,11 @@ impl Default for Config {
             interpreter: "python3".into(),
             resume_arg: "--resume-from".into(),
             script_args: ScriptArgs::None,
+            python_helper: true,
             max_restarts: 0,
             gpus_per_run: None,
             executor: Executor::Local,
+            export_json: true,
             gpu: GpuConfig::default(),
             slurm: SlurmConfig::default(),
             experiments: Vec::new(),
@@ -123,6 +141,12 @@ impl Default for SlurmConfig {
             qos: None,
             extra_args: Vec::new(),
             time_margin: Seconds::from_secs(5 * 60),
+            signal: SignalName(Signal::SIGUSR1),
+            signal_before: Seconds::from_secs(90),
+            requeue: true,
+            max_requeues: 3,
+            nodes: 1,
+            ntasks_per_node: None,
         }
     }
 }
@@ -153,7 +177,7 @@ pub(crate) struct KeySpec {
     pub env: EnvForm,
 }
 
-const MINUTES: &str = "a number of minutes above 0 or a duration like \"90s\" or \"2h\"";
+const MINUTES: &str = "a number of minutes above 0 or a duration like \"90s\" or \"2h\", at most 1 year (525600 minutes)";
 const SECONDS: &str = "a number of seconds or a duration like \"30s\" or \"2m\"";
 const SECONDS_ABOVE_ZERO: &str =
     "a number of seconds above 0 or a duration like \"5s\" or \"500ms\"";
@@ -231,6 +255,11 @@ pub(crate) const KEYS: &[KeySpec] = &[
         env: EnvForm::Json,
     },
     KeySpec {
+        key: "pythonHelper",
+        expected: "true or false (put backprop_helper on the scripts' PYTHONPATH)",
+        env: EnvForm::Json,
+    },
+    KeySpec {
         key: "maxRestarts",
         expected: "a whole number, at least 0",
         env: EnvForm::Json,
@@ -243,6 +272,11 @@ pub(crate) const KEYS: &[KeySpec] = &[
     KeySpec {
         key: "executor",
         expected: "one of \"local\", \"slurm\"",
+        env: EnvForm::Json,
+    },
+    KeySpec {
+        key: "exportJson",
+        expected: "true or false",
         env: EnvForm::Json,
     },
     KeySpec {
@@ -303,6 +337,36 @@ pub(crate) const KEYS: &[KeySpec] = &[
     KeySpec {
         key: "slurm.timeMargin",
         expected: SECONDS,
+        env: EnvForm::Json,
+    },
+    KeySpec {
+        key: "slurm.signal",
+        expected: "a signal name like \"SIGUSR1\" (sent before the time limit or a preemption)",
+        env: EnvForm::Json,
+    },
+    KeySpec {
+        key: "slurm.signalBefore",
+        expected: SECONDS,
+        env: EnvForm::Json,
+    },
+    KeySpec {
+        key: "slurm.requeue",
+        expected: "true or false",
+        env: EnvForm::Json,
+    },
+    KeySpec {
+        key: "slurm.maxRequeues",
+        expected: "a whole number, at least 0",
+        env: EnvForm::Json,
+    },
+    KeySpec {
+        key: "slurm.nodes",
+        expected: "a whole number of nodes, at least 1",
+        env: EnvForm::Json,
+    },
+    KeySpec {
+        key: "slurm.ntasksPerNode",
+        expected: "a whole number of tasks per node, at least 1",
         env: EnvForm::Json,
     },
     KeySpec {

@@ -323,8 +323,13 @@ fn validation_failures_have_the_same_shape() {
     assert_eq!(
         error_of(req),
         "invalid config: maxRunMinutes = 0 (from backprop.config.json): \
-         expected a number of minutes above 0 or a duration like \"90s\" or \"2h\""
+         expected a number of minutes above 0 or a duration like \"90s\" or \"2h\", \
+         at most 1 year (525600 minutes)"
     );
+    let (_dir, req) = with_file(json!({"maxRunMinutes": 1e9}));
+    assert!(error_of(req).contains("maxRunMinutes = 1000000000.0 (from backprop.config.json)"),);
+    let (_dir, req) = with_file(json!({"checkpointEveryMinutes": "400d"}));
+    assert!(error_of(req).contains("at most 1 year (525600 minutes)"));
 
     let (_dir, mut req) = with_file(json!({}));
     req.flags = vec![flag("--max-parallel", "maxParallel", json!(0))];

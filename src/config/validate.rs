@@ -9,7 +9,7 @@ use super::model::{Config, expected_of};
 pub(crate) fn validate(c: &Config, figment: &Figment) -> Result<(), ConfigError> {
     let fail = |key: &str| Err(invalid(figment, key, expected_of(key)));
 
-    if c.max_run_minutes.duration().is_zero() {
+    if c.max_run_minutes.out_of_range().is_some() {
         return fail("maxRunMinutes");
     }
     if c.max_parallel == 0 {
@@ -21,7 +21,7 @@ pub(crate) fn validate(c: &Config, figment: &Figment) -> Result<(), ConfigError>
         return fail("gpuMemoryLimit");
     }
     if c.checkpoint_every_minutes
-        .is_some_and(|m| m.duration().is_zero())
+        .is_some_and(|m| m.out_of_range().is_some())
     {
         return fail("checkpointEveryMinutes");
     }
@@ -72,6 +72,25 @@ pub(crate) fn validate(c: &Config, figment: &Figment) -> Result<(), ConfigError>
     }
     if c.gpu.probe_timeout.duration().is_zero() {
         return fail("gpu.probeTimeout");
+    }
+    if c.slurm.nodes == 0 {
+        return fail("slurm.nodes");
+    }
+    if c.slurm.ntasks_per_node == Some(0) {
+        return fail("slurm.ntasksPerNode");
+    }
+    if matches!(
+        c.slurm.signal.signal(),
+        Signal::SIGKILL | Signal::SIGSTOP | Signal::SIGCONT
+    ) {
+        return Err(invalid(
+            figment,
+            "slurm.signal",
+            "a signal backprop can catch, like \"SIGUSR1\" (not SIGKILL, SIGSTOP or SIGCONT)",
+        ));
+    }
+    if c.slurm.signal_before.duration().as_secs() > 65_535 {
+        return fail("slurm.signalBefore");
     }
     Ok(())
 }

@@ -40,7 +40,25 @@ fn parse_duration_text(text: &str, unit_secs: f64) -> Result<Duration, String> {
     humantime::parse_duration(text).map_err(|e| format!("{text:?} is not a duration ({e})"))
 }
 
+/// The longest timebox or checkpoint interval accepted: anything longer is a typo (`1e9`),
+/// not a plan.
+pub const LONGEST_MINUTES: u64 = 365 * 24 * 60;
+
 impl Minutes {
+    /// What is wrong with a zero (or negative) duration.
+    pub const NOT_POSITIVE: &'static str = "must be a positive duration";
+
+    /// Why this cannot be a timebox or checkpoint interval: zero, or over a year.
+    pub fn out_of_range(&self) -> Option<String> {
+        if self.0.is_zero() {
+            Some(Self::NOT_POSITIVE.to_string())
+        } else if self.0 > Duration::from_secs(LONGEST_MINUTES * 60) {
+            Some(format!("at most 1 year ({LONGEST_MINUTES} minutes)"))
+        } else {
+            None
+        }
+    }
+
     pub fn from_minutes(minutes: f64) -> Result<Self, String> {
         duration_of(minutes, 60.0).map(Minutes)
     }
@@ -476,6 +494,18 @@ mod tests {
         );
         assert!(from::<Minutes>(json!(-1)).is_err());
         assert!(from::<Minutes>(json!("soon")).is_err());
+        assert_eq!(
+            Minutes::from_minutes(525600.0).unwrap().out_of_range(),
+            None
+        );
+        assert_eq!(
+            Minutes::from_minutes(525601.0).unwrap().out_of_range(),
+            Some("at most 1 year (525600 minutes)".to_string())
+        );
+        assert_eq!(
+            Minutes::from_minutes(0.0).unwrap().out_of_range(),
+            Some("must be a positive duration".to_string())
+        );
         assert_eq!(
             serde_json::to_value(Minutes(Duration::from_secs(6))).unwrap(),
             json!(0.1)

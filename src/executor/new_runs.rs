@@ -70,22 +70,22 @@ pub fn create_records(store: &Store, runs: Vec<NewRun>) -> Result<Vec<RunId>, Ne
     store.update(|ex| {
         let mut ids = Vec::new();
         let mut last_seq = 0;
-        for run in runs {
-            let id = match run.wanted_id {
-                Some(id) if ex.contains(&id) => return Err(NewRunError::Taken(id)),
-                Some(id) => id,
+        for run in &runs {
+            let id = match &run.wanted_id {
+                Some(id) if ex.contains(id) => return Err(NewRunError::Taken(id.clone())),
+                Some(id) => id.clone(),
                 None => (0..)
                     .map(|salt| RunId::generate(&run.name, salt))
                     .find(|id| !ex.contains(id))
                     .expect("an unused id exists"),
             };
-            let mut rec = RunRecord::new(id.clone(), run.name, run.spec, now_ms());
+            let mut rec = RunRecord::new(id.clone(), run.name.clone(), run.spec.clone(), now_ms());
             // Strictly increasing even within one clock tick: arrival order is queue order.
             rec.queue_seq = rec.queue_seq.max(last_seq + 1);
             last_seq = rec.queue_seq;
             rec.supervisor = Some(me.clone());
-            rec.params = run.params;
-            rec.batch_id = run.batch_id;
+            rec.params = run.params.clone();
+            rec.batch_id = run.batch_id.clone();
             ex.put(&rec);
             ids.push(id);
         }

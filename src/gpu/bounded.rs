@@ -229,6 +229,7 @@ mod tests {
         delay: Duration,
         reads: Arc<AtomicUsize>,
         panic_on: Option<usize>,
+        bound: Duration,
     }
 
     impl GpuProbe for Slow {
@@ -244,7 +245,7 @@ mod tests {
             Ok(GpuReading::default())
         }
         fn read_bound(&self) -> Option<Duration> {
-            Some(Duration::from_millis(150))
+            Some(self.bound)
         }
     }
 
@@ -254,6 +255,7 @@ mod tests {
             delay: Duration::from_millis(delay_ms),
             reads: reads.clone(),
             panic_on: None,
+            bound: Duration::from_millis(150),
         };
         (
             GpuReader::new(Box::new(probe), Duration::from_secs(60)),
@@ -319,6 +321,9 @@ mod tests {
             delay: Duration::ZERO,
             reads: reads.clone(),
             panic_on: Some(1),
+            // Printing a panic (with a backtrace, when RUST_BACKTRACE asks) can take longer
+            // than a tight bound on a loaded machine.
+            bound: Duration::from_secs(10),
         };
         let mut r = GpuReader::new(Box::new(probe), Duration::from_secs(5));
         let e = r.read().unwrap_err();

@@ -1,5 +1,6 @@
 //! Reading one metric of one run out of its `metrics.jsonl` into a [`Series`].
 
+use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader};
 use std::path::Path;
@@ -122,6 +123,38 @@ pub(crate) fn read_series(
         }
     }
     Ok(series)
+}
+
+/// The metrics a run reported in its `metrics.jsonl`: `loss` and every other numeric field of a
+/// progress line (not the `time` and `attempt` backprop adds, nor `step`, the x axis).
+pub fn metric_names(metrics_path: &Path) -> io::Result<BTreeSet<String>> {
+    let file = File::open(metrics_path)?;
+    read_metric_names(BufReader::with_capacity(1 << 16, file))
+}
+
+fn read_metric_names(mut reader: impl BufRead) -> io::Result<BTreeSet<String>> {
+    let mut names = BTreeSet::new();
+    let mut line = Vec::with_capacity(256);
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            return Ok(names);
+        }
+        let Parsed::Message(message) = parse_line(&line) else {
+            continue;
+        };
+        let Some(progress) = message.progress else {
+            continue;
+        };
+        if progress.loss.is_some() {
+            names.insert("loss".to_string());
+        }
+        for name in progress.metrics.keys() {
+            if !matches!(name.as_str(), "time" | "attempt" | "step") && !names.contains(name) {
+                names.insert(name.clone());
+            }
+        }
+    }
 }
 
 /// The attempt number in a metrics line (a positive integer).
@@ -287,6 +320,15 @@ not json at all
         assert!(!none.has_finite_points());
         let err = load_series(Path::new("/nonexistent/metrics.jsonl"), "loss", "r").unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn metric_names_are_what_the_script_reported() {
+        let names = read_metric_names(METRICS.as_bytes()).unwrap();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        assert_eq!(names, ["accuracy", "epoch", "loss", "lr", "val_acc"]);
+        let names = read_metric_names(&b"plain output\n{\"event\": \"eval\"}\n"[..]).unwrap();
+        assert!(names.is_empty());
     }
 
     #[test]

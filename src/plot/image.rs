@@ -10,11 +10,13 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use plotters::coord::Shift;
+use plotters::coord::ranged1d::ValueFormatter;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::{FontStyle, register_font};
 
-use super::PlotError;
 use super::data::{Series, extent, monotonic_runs};
+use super::{PlotError, YScale};
 
 /// Size of the picture, in pixels.
 pub const WIDTH: u32 = 1000;
@@ -54,12 +56,18 @@ fn ensure_font() -> Result<(), PlotError> {
 }
 
 /// Draws `series` as one chart of `metric` by step into `out`, a `.png` or `.svg` file (by its
-/// extension, in any case), 1000×600 pixels: one coloured line a series with a legend, and
-/// dashed vertical lines in the series' colour at steps where an attempt restarted.
+/// extension, in any case), 1000×600 pixels: one coloured line a series, a legend to the right
+/// of the plot area (so it never covers a line), and dashed vertical lines in the series'
+/// colour at steps where an attempt restarted. On a log scale only positive values are drawn.
 ///
-/// Series without a finite value are left out; when none has one, nothing is written and the
+/// Series without a value to draw are left out; when none has one, nothing is written and the
 /// error says so.
-pub fn render_file(series: &[Series], metric: &str, out: &Path) -> Result<(), PlotError> {
+pub fn render_file(
+    series: &[Series],
+    metric: &str,
+    out: &Path,
+    scale: YScale,
+) -> Result<(), PlotError> {
     let format = match out
         .extension()
         .and_then(|e| e.to_str())
@@ -77,7 +85,8 @@ pub fn render_file(series: &[Series], metric: &str, out: &Path) -> Result<(), Pl
     if series.is_empty() {
         return Err(PlotError::NoSeries);
     }
-    let plotted: Vec<&Series> = series.iter().filter(|s| s.has_finite_points()).collect();
+    let drawable: Vec<Series> = series.iter().map(|s| scale.drawable(s)).collect();
+    let plotted: Vec<&Series> = drawable.iter().filter(|s| s.has_finite_points()).collect();
     let (Some(x_range), Some(y_range)) = (extent(&plotted, |p| p.0), extent(&plotted, |p| p.1))
     else {
         return Err(PlotError::NoData {
@@ -87,6 +96,7 @@ pub fn render_file(series: &[Series], metric: &str, out: &Path) -> Result<(), Pl
                 .map(|s| s.label.as_str())
                 .collect::<Vec<_>>()
                 .join(", "),
+            values: scale.drawable_values(),
         });
     };
     ensure_font()?;
@@ -94,7 +104,11 @@ pub fn render_file(series: &[Series], metric: &str, out: &Path) -> Result<(), Pl
         series: &plotted,
         metric,
         x_range: pad(x_range, 0.0),
-        y_range: pad(y_range, 0.05),
+        y_range: match scale {
+            YScale::Linear => pad(y_range, 0.05),
+            YScale::Log => pad_log(y_range, 0.05),
+        },
+        scale,
     };
     let write_error = |source| PlotError::Write {
         path: out.to_path_buf(),
@@ -138,6 +152,13 @@ fn pad((lo, hi): (f64, f64), fraction: f64) -> (f64, f64) {
     }
 }
 
+/// [`pad`] for positive values on a log scale: by `fraction` of the span in decades.
+fn pad_log((lo, hi): (f64, f64), fraction: f64) -> (f64, f64) {
+    let (lo, hi) = (lo.log10(), hi.log10());
+    let margin = if hi > lo { (hi - lo) * fraction } else { 0.5 };
+    (10f64.powf(lo - margin), 10f64.powf(hi + margin))
+}
+
 fn write_png(path: &Path, rgb: &[u8]) -> std::io::Result<()> {
     let mut file = BufWriter::new(File::create(path)?);
     let mut encoder = png::Encoder::new(&mut file, WIDTH, HEIGHT);
@@ -156,20 +177,124 @@ struct Chart<'a> {
     metric: &'a str,
     x_range: (f64, f64),
     y_range: (f64, f64),
+    scale: YScale,
+}
+
+/// One line of the legend.
+struct LegendEntry {
+    label: String,
+    mark: LegendMark,
+}
+
+enum LegendMark {
+    Line(RGBColor),
+    /// The dashed marker of an attempt restart.
+    Restart,
+}
+
+/// Legend layout, in pixels: the mark, the gap before the text, a text character (at most).
+const LEGEND_MARK: i32 = 22;
+const LEGEND_PAD: i32 = 10;
+const LEGEND_CHAR: i32 = 8;
+const LEGEND_ROW: i32 = 24;
+const LEGEND_MIN_WIDTH: i32 = 130;
+const LEGEND_MAX_WIDTH: i32 = 320;
+
+/// Width of the legend column beside the plot, from its longest label.
+pub(crate) fn legend_width(labels: &[&str]) -> i32 {
+    let longest = labels.iter().map(|l| l.chars().count()).max().unwrap_or(0) as i32;
+    (3 * LEGEND_PAD + LEGEND_MARK + LEGEND_CHAR * longest).clamp(LEGEND_MIN_WIDTH, LEGEND_MAX_WIDTH)
+}
+
+/// A label cut to fit a legend of `width` pixels.
+fn fitted(label: &str, width: i32) -> String {
+    let room = ((width - 3 * LEGEND_PAD - LEGEND_MARK) / LEGEND_CHAR).max(4) as usize;
+    if label.chars().count() <= room {
+        return label.to_string();
+    }
+    let cut: String = label.chars().take(room - 1).collect();
+    format!("{cut}…")
 }
 
 impl Chart<'_> {
+    fn legend(&self) -> Vec<LegendEntry> {
+        let mut entries: Vec<LegendEntry> = self
+            .series
+            .iter()
+            .enumerate()
+            .map(|(index, s)| LegendEntry {
+                label: s.label.clone(),
+                mark: LegendMark::Line(PALETTE[index % PALETTE.len()]),
+            })
+            .collect();
+        let (x0, x1) = self.x_range;
+        let restarted = self.series.iter().any(|s| {
+            s.attempt_starts
+                .iter()
+                .any(|x| x.is_finite() && (x0..=x1).contains(x))
+        });
+        if restarted {
+            entries.push(LegendEntry {
+                label: "attempt restart".to_string(),
+                mark: LegendMark::Restart,
+            });
+        }
+        entries
+    }
+
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), PlotError> {
         root.fill(&WHITE).map_err(draw_error)?;
+        let title = match self.scale {
+            YScale::Linear => format!("{} by step", self.metric),
+            YScale::Log => format!("{} by step (log scale)", self.metric),
+        };
+        let body = root
+            .titled(&title, ("sans-serif", 26))
+            .map_err(draw_error)?;
+        let entries = self.legend();
+        let labels: Vec<&str> = entries.iter().map(|e| e.label.as_str()).collect();
+        let width = legend_width(&labels);
+        let (plot_area, legend_area) = body.split_horizontally(WIDTH as i32 - width);
         let (x0, x1) = self.x_range;
         let (y0, y1) = self.y_range;
-        let mut chart = ChartBuilder::on(root)
-            .caption(format!("{} by step", self.metric), ("sans-serif", 26))
-            .margin(18)
-            .x_label_area_size(50)
-            .y_label_area_size(80)
-            .build_cartesian_2d(x0..x1, y0..y1)
-            .map_err(draw_error)?;
+        let builder = || {
+            let mut builder = ChartBuilder::on(&plot_area);
+            builder
+                .margin(18)
+                .margin_right(0)
+                .x_label_area_size(50)
+                .y_label_area_size(80);
+            builder
+        };
+        match self.scale {
+            YScale::Linear => {
+                let mut chart = builder()
+                    .build_cartesian_2d(x0..x1, y0..y1)
+                    .map_err(draw_error)?;
+                self.plot(&mut chart)?;
+            }
+            YScale::Log => {
+                let mut chart = builder()
+                    .build_cartesian_2d(x0..x1, (y0..y1).log_scale())
+                    .map_err(draw_error)?;
+                self.plot(&mut chart)?;
+            }
+        }
+        draw_legend(&legend_area, &entries, width)?;
+        root.present().map_err(draw_error)
+    }
+
+    /// The mesh, the lines and the restart markers on a chart of either scale.
+    fn plot<DB, Y>(
+        &self,
+        chart: &mut ChartContext<'_, DB, Cartesian2d<RangedCoordf64, Y>>,
+    ) -> Result<(), PlotError>
+    where
+        DB: DrawingBackend,
+        Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+    {
+        let (x0, x1) = self.x_range;
+        let (y0, y1) = self.y_range;
         chart
             .configure_mesh()
             .x_desc("step")
@@ -183,7 +308,6 @@ impl Chart<'_> {
             .draw()
             .map_err(draw_error)?;
 
-        let mut restarted = false;
         for (index, s) in self.series.iter().enumerate() {
             let color = PALETTE[index % PALETTE.len()];
             let style = color.stroke_width(2);
@@ -198,17 +322,15 @@ impl Chart<'_> {
                             color.mix(0.8).stroke_width(1),
                         ))
                         .map_err(draw_error)?;
-                    restarted = true;
                 }
             }
             let points: Vec<(f64, f64)> = s.finite_points().collect();
-            let mut labelled = false;
             for run in monotonic_runs(&points) {
                 let run = decimate(run, x0, x1 - x0, BINS);
-                let annotation = if run.len() == 1 {
+                if run.len() == 1 {
                     chart
                         .draw_series(std::iter::once(Circle::new(run[0], 4, color.filled())))
-                        .map_err(draw_error)?
+                        .map_err(draw_error)?;
                 } else {
                     // plotters draws wide strokes as polygons, which overshoot on the short,
                     // steep segments of a dense series: dense lines get a 1 px stroke.
@@ -219,39 +341,64 @@ impl Chart<'_> {
                     };
                     chart
                         .draw_series(LineSeries::new(run, style))
-                        .map_err(draw_error)?
-                };
-                if !labelled {
-                    labelled = true;
-                    annotation.label(s.label.as_str()).legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 22, y)], color.stroke_width(3))
-                    });
+                        .map_err(draw_error)?;
                 }
             }
         }
-        if restarted {
-            // A legend entry for the dashed markers (drawn off-chart, so only the legend shows).
-            let dash = BLACK.mix(0.8).stroke_width(1);
-            chart
-                .draw_series(std::iter::empty::<PathElement<(f64, f64)>>())
-                .map_err(draw_error)?
-                .label("attempt restart")
-                .legend(move |(x, y)| {
-                    EmptyElement::at((x, y))
-                        + PathElement::new(vec![(0, 0), (7, 0)], dash)
-                        + PathElement::new(vec![(13, 0), (22, 0)], dash)
-                });
-        }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .label_font(("sans-serif", 14))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.5))
-            .draw()
-            .map_err(draw_error)?;
-        root.present().map_err(draw_error)
+        Ok(())
     }
+}
+
+/// The legend in its own column: a mark and a label a row, from the top of the plot down;
+/// what does not fit is summed up on the last row.
+fn draw_legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    entries: &[LegendEntry],
+    width: i32,
+) -> Result<(), PlotError> {
+    let font = ("sans-serif", 14).into_font().color(&BLACK);
+    let top = 30;
+    let rows = ((HEIGHT as i32 - 2 * top) / LEGEND_ROW).max(1) as usize;
+    let shown = if entries.len() > rows {
+        rows - 1
+    } else {
+        entries.len()
+    };
+    let x = LEGEND_PAD;
+    let text_x = x + LEGEND_MARK + LEGEND_PAD;
+    for (row, entry) in entries.iter().take(shown).enumerate() {
+        let y = top + row as i32 * LEGEND_ROW;
+        match entry.mark {
+            LegendMark::Line(color) => area.draw(&PathElement::new(
+                vec![(x, y), (x + LEGEND_MARK, y)],
+                color.stroke_width(3),
+            )),
+            LegendMark::Restart => {
+                let dash = BLACK.mix(0.8).stroke_width(1);
+                area.draw(&PathElement::new(vec![(x, y), (x + 7, y)], dash))
+                    .and_then(|()| {
+                        area.draw(&PathElement::new(
+                            vec![(x + 13, y), (x + LEGEND_MARK, y)],
+                            dash,
+                        ))
+                    })
+            }
+        }
+        .map_err(draw_error)?;
+        area.draw(&Text::new(
+            fitted(&entry.label, width),
+            (text_x, y - 8),
+            font.clone(),
+        ))
+        .map_err(draw_error)?;
+    }
+    if shown < entries.len() {
+        let y = top + shown as i32 * LEGEND_ROW;
+        let more = format!("… and {} more", entries.len() - shown);
+        area.draw(&Text::new(more, (text_x, y - 8), font))
+            .map_err(draw_error)?;
+    }
+    Ok(())
 }
 
 fn draw_error<E: std::error::Error + Send + Sync>(e: DrawingAreaErrorKind<E>) -> PlotError {
@@ -350,7 +497,7 @@ mod tests {
         let mut a = curve("run-a", 300, 2.0);
         a.attempt_starts = vec![150.0];
         let b = curve("run-b", 300, 1.0);
-        render_file(&[a, b], "loss", &out).unwrap();
+        render_file(&[a, b], "loss", &out, YScale::Linear).unwrap();
 
         let (w, h, pixels) = decode(&out);
         assert_eq!((w, h), (WIDTH, HEIGHT));
@@ -390,7 +537,7 @@ mod tests {
             label: "nothing".to_string(),
             ..Series::default()
         };
-        render_file(&[a, one, empty], "accuracy", &out).unwrap();
+        render_file(&[a, one, empty], "accuracy", &out, YScale::Linear).unwrap();
         let text = std::fs::read_to_string(&out).unwrap();
         assert!(text.contains("<svg"));
         assert!(text.contains("accuracy by step"));
@@ -399,30 +546,133 @@ mod tests {
         assert!(!text.contains("nothing"));
     }
 
+    /// The x position of the SVG `<text>` element whose content is `label`.
+    fn text_x(svg: &str, label: &str) -> i32 {
+        svg.split("<text ")
+            .skip(1)
+            .find_map(|element| {
+                let (attributes, rest) = element.split_once('>')?;
+                let content = rest.split("</text>").next()?.trim();
+                if content != label {
+                    return None;
+                }
+                let x = attributes.split("x=\"").nth(1)?;
+                x[..x.find('"')?].parse().ok()
+            })
+            .unwrap_or_else(|| panic!("no text {label}"))
+    }
+
+    #[test]
+    fn the_legend_sits_beside_the_plot_not_on_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("legend.svg");
+        // Lines that reach the upper right corner, where a legend inside would cover them.
+        let rising = |label: &str, scale: f64| Series {
+            label: label.to_string(),
+            points: (0..100).map(|i| (i as f64, scale * i as f64)).collect(),
+            attempt_starts: vec![50.0],
+        };
+        render_file(
+            &[rising("lr-0.1", 1.0), rising("lr-0.01", 0.9)],
+            "loss",
+            &out,
+            YScale::Linear,
+        )
+        .unwrap();
+        let svg = std::fs::read_to_string(&out).unwrap();
+        let plot_right = WIDTH as i32 - legend_width(&["lr-0.1", "lr-0.01", "attempt restart"]);
+        for label in ["lr-0.1", "lr-0.01", "attempt restart"] {
+            assert!(
+                text_x(&svg, label) > plot_right,
+                "{label} inside the plot area"
+            );
+        }
+        // The x ticks stay left of the legend column.
+        assert!(text_x(&svg, "90") < plot_right);
+        assert_eq!(
+            fitted("a-very-long-run-name-indeed-it-is", 130)
+                .chars()
+                .count(),
+            9
+        );
+    }
+
+    #[test]
+    fn a_log_scale_labels_decades_and_leaves_out_what_it_cannot_draw() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("log.svg");
+        let decay = Series {
+            label: "decay".to_string(),
+            points: (0..=60)
+                .map(|i| (i as f64, 100.0 * 10f64.powf(-i as f64 / 15.0)))
+                .chain([(61.0, 0.0), (62.0, -1.0)])
+                .collect(),
+            attempt_starts: vec![],
+        };
+        render_file(&[decay], "loss", &out, YScale::Log).unwrap();
+        let svg = std::fs::read_to_string(&out).unwrap();
+        assert!(svg.contains("loss by step (log scale)"));
+        for tick in ["0.01", "0.1", "1", "10", "100"] {
+            text_x(&svg, tick);
+        }
+        let only_negative = Series {
+            label: "neg".to_string(),
+            points: vec![(1.0, -2.0), (2.0, 0.0)],
+            attempt_starts: vec![],
+        };
+        let err = render_file(&[only_negative], "loss", &out, YScale::Log).unwrap_err();
+        assert!(
+            err.to_string().contains("no positive loss values in neg"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn errors() {
         let dir = tempfile::tempdir().unwrap();
         let s = curve("r", 10, 1.0);
-        let err =
-            render_file(std::slice::from_ref(&s), "loss", &dir.path().join("x.jpg")).unwrap_err();
+        let err = render_file(
+            std::slice::from_ref(&s),
+            "loss",
+            &dir.path().join("x.jpg"),
+            YScale::Linear,
+        )
+        .unwrap_err();
         assert!(matches!(err, PlotError::UnsupportedFormat { .. }));
         assert!(err.to_string().contains(".png") && err.to_string().contains(".svg"));
-        let err =
-            render_file(std::slice::from_ref(&s), "loss", &dir.path().join("noext")).unwrap_err();
+        let err = render_file(
+            std::slice::from_ref(&s),
+            "loss",
+            &dir.path().join("noext"),
+            YScale::Linear,
+        )
+        .unwrap_err();
         assert!(matches!(err, PlotError::UnsupportedFormat { .. }));
 
-        let err = render_file(&[], "loss", &dir.path().join("x.png")).unwrap_err();
+        let err = render_file(&[], "loss", &dir.path().join("x.png"), YScale::Linear).unwrap_err();
         assert!(matches!(err, PlotError::NoSeries), "{err}");
         let empty = Series {
             label: "run-9".to_string(),
             points: vec![(1.0, f64::NAN)],
             attempt_starts: vec![],
         };
-        let err = render_file(&[empty], "val_loss", &dir.path().join("x.png")).unwrap_err();
+        let err = render_file(
+            &[empty],
+            "val_loss",
+            &dir.path().join("x.png"),
+            YScale::Linear,
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("val_loss") && err.to_string().contains("run-9"));
         assert!(!dir.path().join("x.png").exists());
 
-        let err = render_file(&[s], "loss", &dir.path().join("missing/x.svg")).unwrap_err();
+        let err = render_file(
+            &[s],
+            "loss",
+            &dir.path().join("missing/x.svg"),
+            YScale::Linear,
+        )
+        .unwrap_err();
         assert!(matches!(err, PlotError::Write { .. }), "{err}");
     }
 
@@ -446,7 +696,7 @@ mod tests {
             points,
             attempt_starts: vec![],
         };
-        render_file(&[s], "loss", &out).unwrap();
+        render_file(&[s], "loss", &out, YScale::Linear).unwrap();
         assert!(std::fs::metadata(&out).unwrap().len() < 2_000_000);
     }
 

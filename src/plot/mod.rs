@@ -8,9 +8,44 @@ mod terminal;
 
 use std::path::PathBuf;
 
-pub use data::{Series, load_series};
+pub use data::{Series, load_series, metric_names};
 pub use image::{HEIGHT, WIDTH, render_file};
 pub use terminal::render_terminal;
+
+/// How the y axis maps values.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum YScale {
+    #[default]
+    Linear,
+    /// Powers of ten equally spaced; only positive values can be drawn.
+    Log,
+}
+
+impl YScale {
+    /// The points of `series` this scale can draw (on a log scale, the positive ones).
+    pub(crate) fn drawable(self, series: &Series) -> Series {
+        match self {
+            YScale::Linear => series.clone(),
+            YScale::Log => Series {
+                points: series
+                    .points
+                    .iter()
+                    .copied()
+                    .filter(|p| p.1 > 0.0)
+                    .collect(),
+                ..series.clone()
+            },
+        }
+    }
+
+    /// Which values can be drawn, for messages.
+    pub(crate) fn drawable_values(self) -> &'static str {
+        match self {
+            YScale::Linear => "finite",
+            YScale::Log => "positive",
+        }
+    }
+}
 
 /// Why a plot file could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -26,9 +61,14 @@ pub enum PlotError {
     NoSeries,
     /// None of the series has a finite value of the metric.
     #[error(
-        "nothing to plot: no finite {metric} values in {runs}; choose a metric the runs report, or wait until they have reported some"
+        "nothing to plot: no {values} {metric} values in {runs}; choose a metric the runs report, or wait until they have reported some"
     )]
-    NoData { metric: String, runs: String },
+    NoData {
+        metric: String,
+        runs: String,
+        /// `finite`, or `positive` on a log scale.
+        values: &'static str,
+    },
     /// Writing the file failed.
     #[error(
         "cannot write plot to {}: {source}; check that its directory exists and is writable",

@@ -12,10 +12,12 @@
 //!   off and there are several series, since braille dots cannot carry a marker.
 //!
 //! The legend names each series with its colour or marker, and a `┴` on the x axis marks a step
-//! where an attempt restarted.
+//! where an attempt restarted. On a log scale the values are drawn as their logarithms and
+//! every number shown (labels, legend) is the value itself.
 
 use std::fmt::Write as _;
 
+use super::YScale;
 use super::data::{Series, extent, format_step, format_value};
 
 /// Marker characters for series drawn without colour.
@@ -40,39 +42,87 @@ const MIN_ROWS: usize = 3;
 ///
 /// `width` is the width of the chart in columns (y labels included); `height` is its height in
 /// rows, title and x axis included. Below the chart comes one legend line per series, then one
-/// `no <metric> values for <label>` line per series without a finite value (only those lines
-/// when no series has one). With `color` false the text has no escape sequences at all.
+/// `no <metric> values for <label>` line per series without a value `scale` can draw (only
+/// those lines when no series has one). With `color` false the text has no escape sequences.
 pub fn render_terminal(
     series: &[Series],
     metric: &str,
     width: usize,
     height: usize,
     color: bool,
+    scale: YScale,
 ) -> String {
-    let plotted: Vec<&Series> = series.iter().filter(|s| s.has_finite_points()).collect();
+    let on_axis: Vec<Series> = series
+        .iter()
+        .map(|s| {
+            let mut s = scale.drawable(s);
+            if scale == YScale::Log {
+                s.points.iter_mut().for_each(|p| p.1 = p.1.log10());
+            }
+            s
+        })
+        .collect();
+    let plotted: Vec<&Series> = on_axis.iter().filter(|s| s.has_finite_points()).collect();
     let mut out = String::new();
     if let (Some(xr), Some(yr)) = (extent(&plotted, |p| p.0), extent(&plotted, |p| p.1)) {
-        draw_chart(&mut out, &plotted, metric, width, height, color, xr, yr);
+        let title = match scale {
+            YScale::Linear => format!("{metric} by step"),
+            YScale::Log => format!("{metric} by step (log scale)"),
+        };
+        let chart = Layout {
+            title: &title,
+            width,
+            height,
+            color,
+            scale,
+        };
+        draw_chart(&mut out, &plotted, &chart, xr, yr);
     }
-    for s in series.iter().filter(|s| !s.has_finite_points()) {
-        let _ = writeln!(out, "no {metric} values for {}", s.label);
+    for s in on_axis.iter().filter(|s| !s.has_finite_points()) {
+        match scale {
+            YScale::Linear => {
+                let _ = writeln!(out, "no {metric} values for {}", s.label);
+            }
+            YScale::Log => {
+                let _ = writeln!(out, "no positive {metric} values for {}", s.label);
+            }
+        }
     }
     out
 }
 
-#[allow(clippy::too_many_arguments)]
-fn draw_chart(
-    out: &mut String,
-    plotted: &[&Series],
-    metric: &str,
+/// What a chart looks like apart from its data.
+struct Layout<'a> {
+    title: &'a str,
     width: usize,
     height: usize,
     color: bool,
+    scale: YScale,
+}
+
+impl Layout<'_> {
+    /// A value on the y axis as the metric's own value.
+    fn value(&self, on_axis: f64) -> f64 {
+        match self.scale {
+            YScale::Linear => on_axis,
+            YScale::Log => 10f64.powf(on_axis),
+        }
+    }
+}
+
+fn draw_chart(
+    out: &mut String,
+    plotted: &[&Series],
+    layout: &Layout,
     (x_min, x_max): (f64, f64),
     (y_lo, y_hi): (f64, f64),
 ) {
+    let (width, height, color) = (layout.width, layout.height, layout.color);
     let (y_lo, y_hi) = pad_range(y_lo, y_hi);
     let y_span = y_hi - y_lo;
+    // The range the shown numbers must tell apart, in the metric's own units.
+    let value_span = layout.value(y_hi) - layout.value(y_lo);
+    let show = |on_axis: f64| format_value(layout.value(on_axis), value_span);
     let braille = color || plotted.len() == 1;
     let rows = height.saturating_sub(3).max(MIN_ROWS);
     let (sub_w_per_cell, sub_h_per_cell) = if braille { (2, 4) } else { (1, 1) };
@@ -86,12 +136,9 @@ fn draw_chart(
     // Y labels: top, bottom, and the middle value on the row where it is drawn.
     let mid_value = y_lo + y_span / 2.0;
     let labels = [
-        (0, format_value(y_hi, y_span)),
-        (
-            y_map.to_sub(mid_value) / sub_h_per_cell,
-            format_value(mid_value, y_span),
-        ),
-        (rows - 1, format_value(y_lo, y_span)),
+        (0, show(y_hi)),
+        (y_map.to_sub(mid_value) / sub_h_per_cell, show(mid_value)),
+        (rows - 1, show(y_lo)),
     ];
     let label_w = labels
         .iter()
@@ -107,7 +154,7 @@ fn draw_chart(
     }
 
     // Title, then the rows with their y labels.
-    let _ = writeln!(out, "{metric} by step");
+    let _ = writeln!(out, "{}", layout.title);
     for row in 0..rows {
         let label = labels
             .iter()
@@ -154,15 +201,15 @@ fn draw_chart(
         } else {
             out.push(symbol);
         }
-        let _ = writeln!(out, " {}", summary(s, y_span));
+        let _ = writeln!(out, " {}", summary(s, &show));
     }
     if any_restart {
         out.push_str("  ┴ an attempt restarted at this step\n");
     }
 }
 
-/// `label: N points, last V at step S, min M[, restarts at step A, B]`.
-fn summary(s: &Series, y_span: f64) -> String {
+/// `label: N points, last V at step S, min M[, restarts at step A, B]`, values through `show`.
+fn summary(s: &Series, show: &impl Fn(f64) -> String) -> String {
     let mut count = 0usize;
     let mut last = (0.0, 0.0);
     let mut min = f64::INFINITY;
@@ -175,9 +222,9 @@ fn summary(s: &Series, y_span: f64) -> String {
         "{}: {count} point{}, last {} at step {}, min {}",
         s.label,
         if count == 1 { "" } else { "s" },
-        format_value(last.1, y_span),
+        show(last.1),
         format_step(last.0),
-        format_value(min, y_span),
+        show(min),
     );
     if !s.attempt_starts.is_empty() {
         let steps: Vec<String> = s.attempt_starts.iter().map(|&x| format_step(x)).collect();
@@ -435,7 +482,7 @@ mod tests {
     fn single_series_without_color_has_no_escapes() {
         let mut s = curve("run-a", 100, 2.0);
         s.attempt_starts = vec![500.0];
-        let text = render_terminal(&[s], "loss", 60, 15, false);
+        let text = render_terminal(&[s], "loss", 60, 15, false, YScale::Linear);
         assert!(!text.contains('\x1b'), "{text}");
         assert!(text.starts_with("loss by step\n"), "{text}");
         assert!(has_braille(&chart_rows(&text).concat()), "{text}");
@@ -462,7 +509,7 @@ mod tests {
             curve("lr=0.01", 200, 1.5),
             curve("lr=0.001", 200, 0.5),
         ];
-        let text = render_terminal(&all, "loss", 70, 20, false);
+        let text = render_terminal(&all, "loss", 70, 20, false, YScale::Linear);
         assert!(!text.contains('\x1b'), "{text}");
         assert!(!has_braille(&text), "{text}");
         let body: String = chart_rows(&text).concat();
@@ -484,7 +531,7 @@ mod tests {
             curve("b", 50, 1.5),
             curve("c", 50, 0.5),
         ];
-        let text = render_terminal(&all, "loss", 70, 20, true);
+        let text = render_terminal(&all, "loss", 70, 20, true, YScale::Linear);
         assert!(has_braille(&text));
         for code in &COLORS[..3] {
             assert!(text.contains(&format!("\x1b[{code}m")), "{text:?}");
@@ -500,7 +547,14 @@ mod tests {
 
     #[test]
     fn one_point() {
-        let text = render_terminal(&[series("r", vec![(5.0, 0.25)])], "loss", 40, 10, false);
+        let text = render_terminal(
+            &[series("r", vec![(5.0, 0.25)])],
+            "loss",
+            40,
+            10,
+            false,
+            YScale::Linear,
+        );
         let body = chart_rows(&text).concat();
         assert_eq!(
             body.chars().filter(|c| has_braille(&c.to_string())).count(),
@@ -514,7 +568,7 @@ mod tests {
     #[test]
     fn all_equal_values_draw_a_flat_line_in_the_middle() {
         let s = series("flat", (0..50).map(|i| (i as f64, 0.5)).collect());
-        let text = render_terminal(&[s], "accuracy", 50, 13, false);
+        let text = render_terminal(&[s], "accuracy", 50, 13, false, YScale::Linear);
         assert!(text.starts_with("accuracy by step\n"));
         let rows = chart_rows(&text);
         let drawn: Vec<usize> = rows
@@ -530,20 +584,73 @@ mod tests {
 
     #[test]
     fn empty_series() {
-        let text = render_terminal(&[series("run-x", vec![])], "loss", 60, 15, true);
+        let text = render_terminal(
+            &[series("run-x", vec![])],
+            "loss",
+            60,
+            15,
+            true,
+            YScale::Linear,
+        );
         assert_eq!(text, "no loss values for run-x\n");
         let nan = series("run-y", vec![(1.0, f64::NAN)]);
-        let text = render_terminal(&[curve("run-z", 10, 1.0), nan], "loss", 60, 15, false);
+        let text = render_terminal(
+            &[curve("run-z", 10, 1.0), nan],
+            "loss",
+            60,
+            15,
+            false,
+            YScale::Linear,
+        );
         assert!(text.contains("run-z: 10 points"), "{text}");
         assert!(text.ends_with("no loss values for run-y\n"), "{text}");
-        assert_eq!(render_terminal(&[], "loss", 60, 15, false), "");
+        assert_eq!(
+            render_terminal(&[], "loss", 60, 15, false, YScale::Linear),
+            ""
+        );
+    }
+
+    #[test]
+    fn a_log_scale_spreads_the_decades_and_shows_the_values() {
+        let decay = series(
+            "decay",
+            (0..=100)
+                .map(|i| (i as f64, 1000.0 * 10f64.powf(-0.06 * i as f64)))
+                .collect(),
+        );
+        let text = render_terminal(
+            std::slice::from_ref(&decay),
+            "loss",
+            60,
+            15,
+            false,
+            YScale::Log,
+        );
+        assert!(text.starts_with("loss by step (log scale)\n"), "{text}");
+        // Top, middle and bottom labels are the values themselves: 1000, 1, 0.001.
+        assert!(text.contains("1000 ┤"), "{text}");
+        assert!(text.contains("    1 ┤"), "{text}");
+        assert!(text.contains("0.001 ┤"), "{text}");
+        assert!(
+            text.contains("decay: 101 points, last 0.001 at step 100, min 0.001"),
+            "{text}"
+        );
+        // Each decade gets about the same height: every row has some of the line.
+        let rows = chart_rows(&text);
+        assert!(rows.iter().all(|r| has_braille(r)), "{text}");
+        let linear = render_terminal(&[decay], "loss", 60, 15, false, YScale::Linear);
+        assert!(linear.contains("  500 ┤"), "{linear}");
+
+        let nothing_positive = series("z", vec![(1.0, 0.0), (2.0, -1.0)]);
+        let text = render_terminal(&[nothing_positive], "loss", 60, 15, false, YScale::Log);
+        assert_eq!(text, "no positive loss values for z\n");
     }
 
     #[test]
     fn tiny_sizes_do_not_panic() {
         let all = [curve("a", 30, 1.0), curve("b", 30, 2.0)];
         for (w, h) in [(0, 0), (1, 1), (12, 4), (200, 3)] {
-            let text = render_terminal(&all, "loss", w, h, false);
+            let text = render_terminal(&all, "loss", w, h, false, YScale::Linear);
             assert!(text.contains("a: 30 points"));
         }
     }
@@ -551,7 +658,7 @@ mod tests {
     #[test]
     fn large_series_are_binned() {
         let big = curve("big", 100_000, 5.0);
-        let text = render_terminal(&[big], "loss", 80, 24, false);
+        let text = render_terminal(&[big], "loss", 80, 24, false, YScale::Linear);
         assert!(text.contains("big: 100000 points"));
         assert!(chart_rows(&text).iter().all(|l| l.chars().count() <= 80));
     }

@@ -246,7 +246,7 @@ fn without_placement(count: u32, snapshot: &Snapshot, settings: &Settings) -> Op
 }
 
 /// Exactly what the allocation gave (nothing visible when it gave nothing).
-fn given_by_allocation(settings: &Settings) -> Placement {
+pub fn given_by_allocation(settings: &Settings) -> Placement {
     let devices: Vec<String> = match &settings.visible {
         Some(v) if !v.is_none() => v.entries().map(str::to_string).collect(),
         _ => Vec::new(),
@@ -331,7 +331,7 @@ fn impossible(
     if totals.len() == usable.len() && fitting < count as usize {
         let (_, largest, need) = totals.iter().max_by_key(|(_, total, _)| *total)?;
         return Some(format!(
-            "the run needs {need} MB free on each GPU (gpuMemoryLimit / gpu.minFreeVramMB) but \
+            "the run needs {need} MB free on each GPU (gpuMemoryLimit -g / gpu.minFreeVramMB --gpu-min-vram) but \
              the largest GPU here has {largest} MB"
         ));
     }
@@ -514,7 +514,7 @@ impl<'a> Sim<'a> {
         );
         if gpu.free < need.free_mb {
             return Some(format!(
-                "GPU {index}: {} MB free for new runs, needs {} MB (gpuMemoryLimit / gpu.minFreeVramMB)",
+                "GPU {index}: {} MB free for new runs, needs {} MB (gpuMemoryLimit -g / gpu.minFreeVramMB --gpu-min-vram)",
                 gpu.free, need.free_mb
             ));
         }

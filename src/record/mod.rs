@@ -101,6 +101,18 @@ pub struct SlurmJob {
     pub resume_from: Option<String>,
     /// Timebox of the submitted attempt, when it differs from the spec's.
     pub max_run_seconds: Option<f64>,
+    /// Why the job is pending, as squeue says (`Resources`, `PartitionTimeLimit`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending_reason: Option<String>,
+    /// Where the job runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<String>,
+    /// When the node last wrote the state this record took in (epoch ms).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_updated_ms: Option<u64>,
+    /// When Slurm last answered about this job (epoch ms).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checked_ms: Option<u64>,
 }
 
 /// One execution of the run's spec.
@@ -126,6 +138,10 @@ pub struct Attempt {
     pub reserved_mb: Option<u64>,
     /// Pauses, resumes and warnings during the attempt.
     pub events: Vec<AttemptEvent>,
+    /// Where this attempt's output starts in the run's `stdout.log` and `stderr.log` (their
+    /// lengths when the attempt opened them for appending); 0 in stores of older versions.
+    pub stdout_offset: u64,
+    pub stderr_offset: u64,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
@@ -238,6 +254,14 @@ impl RunRecord {
 
     pub fn current_attempt_mut(&mut self) -> Option<&mut Attempt> {
         self.attempts.last_mut()
+    }
+
+    /// Where attempt `number`'s output starts in the run's log files.
+    pub fn set_log_offsets(&mut self, number: u32, stdout: u64, stderr: u64) {
+        if let Some(attempt) = self.attempts.iter_mut().find(|a| a.number == number) {
+            attempt.stdout_offset = stdout;
+            attempt.stderr_offset = stderr;
+        }
     }
 
     /// Adds a checkpoint path once; it becomes the latest.

@@ -49,6 +49,14 @@ pub struct RunOptions {
     /// `scriptArgs: "legacy"`: the script also gets the original tool's arguments.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub legacy_args: bool,
+    /// `pythonHelper`: `import backprop_helper` works in the script. Written only when off,
+    /// so records stay as they were; records of older versions get the helper.
+    #[serde(skip_serializing_if = "is_yes")]
+    pub python_helper: bool,
+}
+
+fn is_yes(value: &bool) -> bool {
+    *value
 }
 
 impl Default for RunOptions {
@@ -73,6 +81,7 @@ impl RunOptions {
             max_restarts: config.max_restarts,
             max_parallel: config.max_parallel,
             legacy_args: config.script_args == crate::config::ScriptArgs::Legacy,
+            python_helper: config.python_helper,
         }
     }
 }
@@ -146,7 +155,11 @@ mod tests {
         assert_eq!(options.stop_signal.signal(), Signal::SIGTERM);
         assert_eq!(options.checkpoint_every, Some(Duration::from_secs(30)));
         assert_eq!(options.gpu_memory_limit, Some(MemoryLimit::Percent(80.0)));
+        assert!(options.python_helper, "older records get the helper");
         assert_eq!(serde_json::to_value(&options).unwrap(), stored);
+        let off: RunOptions = serde_json::from_value(json!({"pythonHelper": false})).unwrap();
+        assert!(!off.python_helper);
+        assert_eq!(serde_json::to_value(&off).unwrap()["pythonHelper"], false);
     }
 
     #[test]

@@ -1,18 +1,14 @@
 use super::*;
 use crate::record::{RunRecord, RunSpec, Status};
+use crate::runid::RunId;
 use std::os::unix::fs::PermissionsExt;
 
 fn record(id: &str) -> RunRecord {
-    RunRecord::new(
-        crate::runid::RunId::parse(id).unwrap(),
-        id.into(),
-        RunSpec::default(),
-        1,
-    )
+    RunRecord::new(RunId::parse(id).unwrap(), id.into(), RunSpec::default(), 1)
 }
 
 #[test]
-fn creates_a_private_home_and_round_trips_records() {
+fn creates_a_private_home_and_database_and_round_trips_records() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
     let store = Store::open(&home).unwrap();
@@ -20,65 +16,125 @@ fn creates_a_private_home_and_round_trips_records() {
         fs::metadata(&home).unwrap().permissions().mode() & 0o777,
         0o700
     );
-    store.update(|ex| ex.put(&record("a"))).unwrap();
-    let mode = fs::metadata(store.experiments_path())
-        .unwrap()
-        .permissions()
-        .mode();
+    store.update(|tx| tx.put(&record("a"))).unwrap();
+    let mode = fs::metadata(store.db_path()).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
     assert_eq!(store.get("a").unwrap().status(), Status::Queued);
     assert!(matches!(store.get("b"), Err(StoreError::NotFound(_))));
-    assert!(!home.join(TEMP_FILE).exists());
+    assert_eq!(store.active().unwrap().len(), 1);
 }
 
 #[test]
-fn untouched_records_are_written_back_byte_for_byte() {
+fn unknown_fields_survive_a_round_trip() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
-    let foreign = r#"{"old": {"id":"old","status":"completed","pid":  12,"weird":[1, 2]}}"#;
-    fs::write(store.experiments_path(), foreign).unwrap();
-    store.update(|ex| ex.put(&record("new"))).unwrap();
-    let text = fs::read_to_string(store.experiments_path()).unwrap();
-    assert!(text.contains(r#"{"id":"old","status":"completed","pid":  12,"weird":[1, 2]}"#));
-    assert_eq!(store.read().unwrap().len(), 2);
+    let mut rec = record("a");
+    rec.extra
+        .insert("fromTheFuture".into(), serde_json::json!({"kept": [1, 2]}));
+    store.update(|tx| tx.put(&rec)).unwrap();
+    store
+        .update_record("a", |r| r.name = "renamed".into())
+        .unwrap();
+    let back = store.get("a").unwrap();
+    assert_eq!(
+        back.extra["fromTheFuture"],
+        serde_json::json!({"kept": [1, 2]})
+    );
+    assert_eq!(back.name, "renamed");
 }
 
 #[test]
-fn an_unreadable_record_is_reported_and_kept() {
+fn an_existing_json_store_is_imported_once_and_kept_beside() {
     let dir = tempfile::tempdir().unwrap();
+    let json = r#"{"old": {"id":"old","status":"completed","startTime":5,"pid":  12},
+                   "bad": {"status": 42},
+                   "not an id": {"id": "x", "status": "failed"}}"#;
+    fs::write(dir.path().join(EXPERIMENTS_FILE), json).unwrap();
     let store = Store::open(dir.path()).unwrap();
-    fs::write(store.experiments_path(), r#"{"x": {"status": 42}}"#).unwrap();
-    assert!(matches!(store.get("x"), Err(StoreError::Unreadable { .. })));
-    store.update(|ex| ex.put(&record("y"))).unwrap();
-    let text = fs::read_to_string(store.experiments_path()).unwrap();
-    assert!(text.contains(r#"{"status": 42}"#));
+    let old = store.get("old").unwrap();
+    assert_eq!(old.status(), Status::Completed);
+    assert_eq!(old.extra["pid"], 12);
+    assert_eq!(old.created_time, 5);
+    let db = store.connect().unwrap();
+    let unreadable = query::unreadable(db.conn()).unwrap();
+    let ids: Vec<&str> = unreadable.iter().map(|(id, _, _)| id.as_str()).collect();
+    assert_eq!(ids, ["bad", "not an id"]);
+    let kept: Vec<_> = fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(".imported-"))
+        .collect();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(fs::read_to_string(kept[0].path()).unwrap(), json);
+    // Opening again imports nothing twice.
+    store
+        .update_record("old", |r| r.name = "changed".into())
+        .unwrap();
+    Store::open(dir.path()).unwrap();
+    assert_eq!(store.get("old").unwrap().name, "changed");
 }
 
 #[test]
-fn corrupt_files_are_moved_aside_byte_for_byte() {
+fn a_corrupt_json_store_is_kept_unchanged_and_the_store_starts_empty() {
     for bytes in [
         &b"{\"a\": {\"id\": "[..],
         b"",
         b"[1,2]",
         b"\xff\xfe garbage",
-        b"null",
     ] {
         let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(EXPERIMENTS_FILE), bytes).unwrap();
         let store = Store::open(dir.path()).unwrap();
-        fs::write(store.experiments_path(), bytes).unwrap();
-        let ex = store.read().unwrap();
-        assert!(ex.is_empty());
-        let aside: Vec<_> = fs::read_dir(dir.path())
+        assert_eq!(query::count(store.connect().unwrap().conn()).unwrap(), 0);
+        let kept: Vec<_> = fs::read_dir(dir.path())
             .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.to_string_lossy().contains(".corrupt-"))
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().contains(".imported-"))
             .collect();
-        assert_eq!(aside.len(), 1, "{bytes:?}");
-        assert_eq!(fs::read(&aside[0]).unwrap(), bytes);
-        // The store is usable again and still parses.
-        store.update(|ex| ex.put(&record("a"))).unwrap();
-        assert!(Experiments::parse(&fs::read(store.experiments_path()).unwrap()).is_ok());
+        assert_eq!(fs::read(kept[0].path()).unwrap(), bytes);
+        store.update(|tx| tx.put(&record("a"))).unwrap();
     }
+}
+
+#[test]
+fn a_store_of_a_newer_format_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store.update(|tx| tx.put(&record("a"))).unwrap();
+    drop(store);
+    let conn = rusqlite::Connection::open(dir.path().join(DB_FILE)).unwrap();
+    conn.pragma_update(None, "user_version", 99).unwrap();
+    drop(conn);
+    let before = fs::read(dir.path().join(DB_FILE)).unwrap();
+    let err = Store::open(dir.path()).unwrap_err().to_string();
+    assert!(
+        err.contains("written by a newer backprop (format 99"),
+        "{err}"
+    );
+    assert!(err.contains("upgrade backprop"), "{err}");
+    assert_eq!(fs::read(dir.path().join(DB_FILE)).unwrap(), before);
+}
+
+#[test]
+fn a_damaged_database_is_moved_aside_and_a_new_one_started() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(
+        dir.path().join(DB_FILE),
+        b"this is not a database at all, not even close",
+    )
+    .unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store.update(|tx| tx.put(&record("a"))).unwrap();
+    let aside: Vec<_> = fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(".damaged-"))
+        .collect();
+    assert_eq!(aside.len(), 1);
+    assert_eq!(
+        fs::read(aside[0].path()).unwrap(),
+        b"this is not a database at all, not even close"
+    );
 }
 
 #[test]
@@ -87,17 +143,16 @@ fn concurrent_updates_from_many_handles_lose_nothing() {
     let home = dir.path().to_path_buf();
     Store::open(&home)
         .unwrap()
-        .update(|ex| ex.put(&record("shared")))
+        .update(|tx| tx.put(&record("shared")))
         .unwrap();
     let threads: Vec<_> = (0..8)
         .map(|t| {
             let home = home.clone();
             std::thread::spawn(move || {
-                // A handle per thread: each opens its own lock file description.
                 let store = Store::open(&home).unwrap();
                 for i in 0..25 {
                     store
-                        .update(|ex| ex.put(&record(&format!("t{t}-{i}"))))
+                        .update(|tx| tx.put(&record(&format!("t{t}-{i}"))))
                         .unwrap();
                     store
                         .update_record("shared", |r| {
@@ -112,9 +167,64 @@ fn concurrent_updates_from_many_handles_lose_nothing() {
         t.join().unwrap();
     }
     let store = Store::open(&home).unwrap();
-    let ex = store.read().unwrap();
-    assert_eq!(ex.len(), 8 * 25 + 1);
+    assert_eq!(
+        query::count(store.connect().unwrap().conn()).unwrap(),
+        8 * 25 + 1
+    );
     assert_eq!(store.get("shared").unwrap().last_step, Some(200));
+}
+
+#[test]
+fn the_export_is_an_object_keyed_by_run_id_with_the_original_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store
+        .update(|tx| {
+            tx.put(&record("a"));
+            tx.put(&record("b"));
+        })
+        .unwrap();
+    let mut db = store.connect().unwrap();
+    assert!(export::pending(&db).unwrap().is_some());
+    let done = export::export_now(&mut db).unwrap().unwrap();
+    assert_eq!(done.records, 2);
+    assert!(export::pending(&db).unwrap().is_none());
+    let text = fs::read_to_string(store.experiments_path()).unwrap();
+    let value: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text).unwrap();
+    for field in [
+        "id",
+        "name",
+        "scriptPath",
+        "status",
+        "startTime",
+        "endTime",
+        "lastStep",
+        "lastLoss",
+        "checkpoints",
+        "lastCheckpoint",
+    ] {
+        assert!(value["a"].get(field).is_some(), "{field}");
+    }
+    // Another program adds a record to the file: it is imported before the next export.
+    let mut foreign = value.clone();
+    foreign.insert(
+        "exp_ts".into(),
+        serde_json::json!({"id": "exp_ts", "name": "ts", "scriptPath": "/t.py",
+            "status": "completed", "startTime": 9, "endTime": 10, "lastStep": 1,
+            "lastLoss": 0.1, "checkpoints": [], "lastCheckpoint": null}),
+    );
+    fs::write(
+        store.experiments_path(),
+        serde_json::to_vec(&foreign).unwrap(),
+    )
+    .unwrap();
+    store
+        .update_record("a", |r| r.name = "again".into())
+        .unwrap();
+    export::export_now(&mut db).unwrap().unwrap();
+    assert_eq!(store.get("exp_ts").unwrap().name, "ts");
+    let text = fs::read_to_string(store.experiments_path()).unwrap();
+    assert!(text.contains("\"exp_ts\"") && text.contains("\"again\""));
 }
 
 #[test]

@@ -75,7 +75,8 @@ impl View {
                 let changed_state = !matches!(line.state, LineState::Running);
                 if due || changed_state {
                     last.insert(line.run_id.clone(), Instant::now());
-                    eprintln!("backprop: {}", format_line(line));
+                    // Never a panic over a closed stderr: the run matters more than its line.
+                    let _ = writeln!(std::io::stderr(), "backprop: {}", format_line(line));
                 }
             }
             Mode::Live => {
@@ -134,6 +135,8 @@ pub fn print_message(line: &str) {
         Some(multi) => {
             let _ = multi.println(line);
         }
-        None => eprintln!("{line}"),
+        None => {
+            let _ = writeln!(std::io::stderr(), "{line}");
+        }
     }
 }

@@ -47,8 +47,28 @@ impl Env {
         self.home_path().join("experiments.json")
     }
 
-    /// experiments.json, parsed (it must always parse).
+    /// Every record in the store, by id (read from the database as it is now).
     pub fn records(&self) -> Map<String, Value> {
+        let mut records = Map::new();
+        if !self.home_path().join("backprop.db").exists() {
+            return records;
+        }
+        let db = backprop::store::Store::open_for_reading(&self.home_path())
+            .connect()
+            .expect("the store opens");
+        backprop::store::query::each_record(db.conn(), &Default::default(), |id, raw| {
+            records.insert(
+                id.to_string(),
+                serde_json::from_str(raw).expect("a record parses"),
+            );
+            Ok(())
+        })
+        .expect("the store reads");
+        records
+    }
+
+    /// experiments.json, the export, parsed (it must always parse).
+    pub fn exported(&self) -> Map<String, Value> {
         match std::fs::read(self.experiments_path()) {
             Ok(bytes) => serde_json::from_slice(&bytes).expect("experiments.json parses"),
             Err(_) => Map::new(),
@@ -157,5 +177,46 @@ pub fn expect_all_succeed(children: Vec<std::process::Child>) {
     for child in children {
         let out = child.wait_with_output().unwrap();
         assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    }
+}
+
+/// A small tmpfs (root only). Where mounting is not allowed: None and a SKIPPED line, or a
+/// failure under CI (which runs as root), so a full-disk test never passes checking nothing.
+pub struct Tmpfs(pub std::path::PathBuf);
+impl Tmpfs {
+    pub fn mount(dir: &std::path::Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(dir).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            assert!(
+                std::env::var("CI").is_err(),
+                "cannot mount a tmpfs at {} under CI: the full-disk tests need root",
+                dir.display()
+            );
+            eprintln!("SKIPPED: cannot mount a tmpfs here (needs root); full-disk cases untested");
+            return None;
+        }
+        Some(Tmpfs(dir.to_path_buf()))
+    }
+    pub fn remount(&self, options: &str) {
+        let status = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,{options}")])
+            .arg(&self.0)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
     }
 }
