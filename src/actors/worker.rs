@@ -56,6 +56,8 @@ pub struct Attempt {
     pub python_helper_dir: Option<PathBuf>,
     /// Put before the script's command (`srun` for a multi-node Slurm job).
     pub launcher: Vec<String>,
+    /// A search run: stopped gracefully (reason `rung`) once this budget is used.
+    pub rung: Option<crate::search::RungTarget>,
 }
 
 /// How the attempt went, for the supervisor to record with what comes next.
@@ -374,6 +376,22 @@ impl Worker {
         }));
     }
 
+    /// A search run that has used its rung's budget stops gracefully (once).
+    fn stop_at_rung(&mut self, ctx: &mut Context<Self>) {
+        let Some(target) = self.attempt.rung else {
+            return;
+        };
+        if self.stop_cause.is_none() && target.reached(self.progress.step, self.clock.elapsed()) {
+            self.stop(
+                ctx,
+                Stop {
+                    cause: StopCause::Rung,
+                    force: false,
+                },
+            );
+        }
+    }
+
     fn update(&self, change: impl Fn(&mut crate::record::RunRecord) + Send + 'static) {
         self.store.do_send(Update {
             id: self.attempt.run_id.clone(),
@@ -624,10 +642,12 @@ impl Actor for Worker {
         self.update(move |rec| lifecycle::or_log(lifecycle::record_pid(rec, number, pid)));
         self.arm_timebox(ctx);
         self.show();
-        ctx.run_interval(Duration::from_secs(1), |act, _| {
+        ctx.run_interval(Duration::from_secs(1), |act, ctx| {
             if act.exit.is_some() {
                 return;
             }
+            // A minutes budget is reached by time alone.
+            act.stop_at_rung(ctx);
             if act.progress_unsent {
                 act.publish_progress();
             } else {
@@ -652,7 +672,7 @@ impl Actor for Worker {
 
 impl Handler<StdoutBatch> for Worker {
     type Result = ();
-    fn handle(&mut self, StdoutBatch(batch): StdoutBatch, _: &mut Context<Self>) {
+    fn handle(&mut self, StdoutBatch(batch): StdoutBatch, ctx: &mut Context<Self>) {
         if let Some(progress) = batch.progress {
             if progress.step.is_some() {
                 self.progress.step = progress.step;
@@ -661,6 +681,7 @@ impl Handler<StdoutBatch> for Worker {
                 self.progress.loss = progress.loss;
             }
             self.progress.metrics.extend(progress.metrics);
+            self.stop_at_rung(ctx);
             // A script may print thousands of lines a second: the store (which writes at most
             // once a second anyway) and the live line hear of it at most every 200 ms; the
             // final progress is written with the outcome.

@@ -13,6 +13,7 @@ mod plot;
 mod queue;
 mod resume;
 mod run;
+mod search_summary;
 mod status;
 mod stop;
 mod table;

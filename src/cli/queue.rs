@@ -17,7 +17,7 @@ use crate::launch::NotFound;
 use crate::outcome::EXIT_STOPPED;
 use crate::record::{RunRecord, RunSpec, Status};
 use crate::runid::RunId;
-use crate::search::SearchSpec;
+use crate::search::{SearchRecord, SearchSpec, StoredRun};
 use crate::sweep::{self, Batch, PlannedRun};
 use clap::Args;
 use serde_json::{Value, json};
@@ -112,14 +112,6 @@ pub fn execute(global: &Global, args: QueueArgs) -> Result<i32, CliError> {
         }
         return Ok(0);
     }
-    if batch.search.is_some() {
-        // Parsed and checked, but the supervisor does not run it yet: refuse rather than run
-        // every configuration to the end.
-        return Err(CliError::usage(
-            "\"search\" (adaptive search) is not run by this version of backprop yet; --dry-run shows its rungs",
-        ));
-    }
-
     let rounds = if args.until_done || batch.until_done {
         Rounds::UntilDone
     } else {
@@ -136,6 +128,11 @@ pub fn execute(global: &Global, args: QueueArgs) -> Result<i32, CliError> {
         ),
         None => batch.max_total,
     };
+    if on_slurm && batch.search.is_some() {
+        return Err(CliError::usage(
+            "a sweep with \"search\" runs locally only (the search decides each run's next step as it goes); run it with --executor local, on a machine (or inside one allocation) that has the resources",
+        ));
+    }
     if on_slurm && rounds != Rounds::Off {
         return Err(CliError::usage(
             "--rounds / untilDone are not available with the slurm executor; continue runs with `backprop resume`",
@@ -143,17 +140,39 @@ pub fn execute(global: &Global, args: QueueArgs) -> Result<i32, CliError> {
     }
     let store = open_store()?;
     let batch_id = RunId::generate("batch", std::process::id());
+    // A search starts its configurations in this order (`order[position]` is an index into
+    // the batch's runs).
+    let order =
+        crate::search::start_order(resolved.len(), batch.search.as_ref().and_then(|s| s.seed));
     let new_runs = resolved
         .iter()
-        .map(|r| NewRun {
+        .enumerate()
+        .map(|(index, r)| NewRun {
             wanted_id: None,
             name: r.name.clone(),
             spec: r.spec.clone(),
             params: Some(r.params.clone()),
             batch_id: Some(batch_id.clone()),
+            search: batch.search.as_ref().map(|spec| SearchRecord {
+                spec: spec.clone(),
+                max_parallel: batch_config.max_parallel,
+                run: StoredRun {
+                    position: order
+                        .iter()
+                        .position(|&i| i == index)
+                        .expect("a permutation"),
+                    started: false,
+                    rungs: Vec::new(),
+                    promoted_to: None,
+                    end: None,
+                },
+            }),
         })
         .collect();
     let ids = create_records(&store, new_runs)?;
+    if let Some(spec) = &batch.search {
+        return run_search(global, &store, &batch_config, spec, &batch_id, &ids);
+    }
     let jobs: Vec<Job> = ids
         .iter()
         .zip(&resolved)
@@ -199,6 +218,35 @@ pub fn execute(global: &Global, args: QueueArgs) -> Result<i32, CliError> {
             Ok(0)
         }
     }
+}
+
+/// Runs the batch's search here and prints its summary; the records carry the search.
+fn run_search(
+    global: &Global,
+    store: &crate::store::Store,
+    config: &config::Config,
+    spec: &SearchSpec,
+    batch_id: &RunId,
+    ids: &[RunId],
+) -> Result<i32, CliError> {
+    let records: Vec<RunRecord> = ids
+        .iter()
+        .map(|id| store.get(id))
+        .collect::<Result<_, _>>()?;
+    let search = crate::executor::search_run::from_records(&records)
+        .map_err(|e| CliError::with_code(1, format!("batch {batch_id}: {e}")))?;
+    if !global.quiet {
+        crate::ui::info(&format!(
+            "batch {batch_id}: search over {} configurations, {}; at most {} at once",
+            ids.len(),
+            spec.summary(),
+            search.max_parallel
+        ));
+    }
+    let results = crate::executor::local::run_search(store, config, output(global), search);
+    let records: Vec<RunRecord> = ids.iter().filter_map(|id| store.get(id).ok()).collect();
+    super::search_summary::print(global, batch_id, &records);
+    Ok(exit_code(&results))
 }
 
 /// The config of one run: defaults < file < env < the batch's keys < the run's keys < flags.
@@ -420,17 +468,19 @@ fn print_summary(global: &Global, batch_id: &RunId, records: &[RunRecord], resul
     ));
 }
 
-/// 0 when every run completed or was timeboxed; 130 when stopped by the user; else 1.
+/// 0 when every run completed, was timeboxed or pruned by its search; 130 when stopped by the user; else 1.
 fn exit_code(results: &Results) -> i32 {
     if results
         .iter()
         .any(|(_, o)| o.status == Status::Stopped && o.reason == "user")
     {
         EXIT_STOPPED
-    } else if results
-        .iter()
-        .all(|(_, o)| matches!(o.status, Status::Completed | Status::Timeboxed))
-    {
+    } else if results.iter().all(|(_, o)| {
+        matches!(
+            o.status,
+            Status::Completed | Status::Timeboxed | Status::Pruned
+        )
+    }) {
         0
     } else {
         1

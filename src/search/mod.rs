@@ -61,13 +61,17 @@
 
 mod asha;
 mod order;
+pub mod record;
 mod spec;
 mod stored;
+mod target;
 
 #[cfg(test)]
 mod tests;
 
 pub use asha::{Action, AshaState, Phase, Reached, StateError};
 pub use order::start_order;
+pub use record::SearchRecord;
 pub use spec::{Budget, DEFAULT_REDUCTION_FACTOR, Method, Mode, SearchSpec, SpecError};
 pub use stored::{RungResult, SearchEnd, StoredRun};
+pub use target::RungTarget;
