@@ -12,6 +12,7 @@ mod out;
 mod plot;
 mod queue;
 mod resume;
+mod resume_batch;
 mod run;
 mod search_summary;
 mod status;

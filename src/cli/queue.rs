@@ -10,7 +10,7 @@ use super::flags::ConfigFlags;
 use super::run::current_dir;
 use super::{out, table};
 use crate::config::{self, Executor, FlagValue};
-use crate::continuation::{Plan, Rounds};
+use crate::continuation::{BatchRounds, Plan, Rounds};
 use crate::executor::new_runs::{NewRun, NewRunError, create_records, script_name, spec_for};
 use crate::executor::{self, Job, Launch, OnRefusal, Results, Started};
 use crate::launch::NotFound;
@@ -153,6 +153,7 @@ pub fn execute(global: &Global, args: QueueArgs) -> Result<i32, CliError> {
             spec: r.spec.clone(),
             params: Some(r.params.clone()),
             batch_id: Some(batch_id.clone()),
+            rounds: Some(BatchRounds { rounds, max_total }),
             search: batch.search.as_ref().map(|spec| SearchRecord {
                 spec: spec.clone(),
                 max_parallel: batch_config.max_parallel,
@@ -409,7 +410,12 @@ fn print_search(spec: &SearchSpec, configurations: usize) {
 }
 
 /// Best loss first; runs without a loss last.
-fn print_summary(global: &Global, batch_id: &RunId, records: &[RunRecord], results: &Results) {
+pub(super) fn print_summary(
+    global: &Global,
+    batch_id: &RunId,
+    records: &[RunRecord],
+    results: &Results,
+) {
     let mut sorted: Vec<&RunRecord> = records.iter().collect();
     sorted.sort_by(|a, b| {
         let key = |r: &RunRecord| r.last_loss.filter(|l| l.is_finite());
@@ -469,7 +475,7 @@ fn print_summary(global: &Global, batch_id: &RunId, records: &[RunRecord], resul
 }
 
 /// 0 when every run completed, was timeboxed or pruned by its search; 130 when stopped by the user; else 1.
-fn exit_code(results: &Results) -> i32 {
+pub(super) fn exit_code(results: &Results) -> i32 {
     if results
         .iter()
         .any(|(_, o)| o.status == Status::Stopped && o.reason == "user")

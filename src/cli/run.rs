@@ -86,6 +86,7 @@ pub fn execute(global: &Global, args: RunArgs) -> Result<i32, CliError> {
     let store = open_store()?;
     let new = NewRun {
         search: None,
+        rounds: None,
         wanted_id: args.run_id.clone(),
         name,
         spec: spec.clone(),
