@@ -71,7 +71,9 @@ pub fn rank(records: &[RunRecord]) -> Option<Ranked<'_>> {
 /// The rung table as text (`*` marks the winner, or the best so far).
 pub fn table_text(ranked: &Ranked) -> String {
     let rungs = ranked.spec.rungs();
-    let mut headers: Vec<String> = vec!["".into(), "ID".into(), "NAME".into(), "STATUS".into()];
+    let mut headers: Vec<String> = ["", "ID", "NAME", "STATUS", "STEP"]
+        .map(String::from)
+        .to_vec();
     headers.extend(rungs.iter().map(|b| format!("@{}", b.amount_text())));
     headers.push("PARAMS".into());
     let rows: Vec<Vec<String>> = ranked
@@ -84,6 +86,7 @@ pub fn table_text(ranked: &Ranked) -> String {
                 rec.id.to_string(),
                 rec.name.clone(),
                 rec.status().to_string(),
+                rec.last_step.map_or("-".into(), |s| s.to_string()),
             ];
             for k in 0..rungs.len() {
                 row.push(match stored.rungs.get(k) {
