@@ -192,6 +192,16 @@ enum LegendMark {
     Restart,
 }
 
+/// A series' line colour; faded ones (a search's pruned runs) are mixed three parts white.
+fn series_color(index: usize, faded: bool) -> RGBColor {
+    let RGBColor(r, g, b) = PALETTE[index % PALETTE.len()];
+    if !faded {
+        return RGBColor(r, g, b);
+    }
+    let pale = |c: u8| ((u16::from(c) + 3 * 255) / 4) as u8;
+    RGBColor(pale(r), pale(g), pale(b))
+}
+
 /// Legend layout, in pixels: the mark, the gap before the text, a text character (at most).
 const LEGEND_MARK: i32 = 22;
 const LEGEND_PAD: i32 = 10;
@@ -224,7 +234,7 @@ impl Chart<'_> {
             .enumerate()
             .map(|(index, s)| LegendEntry {
                 label: s.label.clone(),
-                mark: LegendMark::Line(PALETTE[index % PALETTE.len()]),
+                mark: LegendMark::Line(series_color(index, s.faded)),
             })
             .collect();
         let (x0, x1) = self.x_range;
@@ -309,7 +319,7 @@ impl Chart<'_> {
             .map_err(draw_error)?;
 
         for (index, s) in self.series.iter().enumerate() {
-            let color = PALETTE[index % PALETTE.len()];
+            let color = series_color(index, s.faded);
             let style = color.stroke_width(2);
             let thin = color.stroke_width(1);
             for &start in &s.attempt_starts {
