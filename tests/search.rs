@@ -209,3 +209,44 @@ fn a_search_is_refused_on_slurm_with_what_to_do() {
     assert!(stderr_of(&out).contains("locally"), "{}", stderr_of(&out));
     assert!(env.records().is_empty(), "nothing is recorded");
 }
+
+#[test]
+fn resume_of_an_ordinary_batch_continues_its_unfinished_runs() {
+    let env = Env::new();
+    let runs: Vec<Value> = [0.1, 0.2, 0.3]
+        .iter()
+        .map(|q| json!({"name": format!("q{q}"), "args": ["--quality", q.to_string(), "--steps", "40", "--sleep", "0.05"]}))
+        .collect();
+    let sweep = json!({"script": script("asha_trainer.py"), "runs": runs, "maxParallel": 1});
+    let path = env.work.path().join("batch.json");
+    std::fs::write(&path, sweep.to_string()).unwrap();
+    let mut child = env
+        .cmd()
+        .args(["-q", "queue", path.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(wait_for(Duration::from_secs(60), || {
+        env.records()
+            .values()
+            .any(|r| r["lastStep"].as_u64().is_some_and(|s| s >= 5))
+    }));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let batch = batch_id(&env).unwrap();
+    let out = env.run(&["resume", &batch]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    for (name, rec) in by_name(&env) {
+        assert_eq!(rec["status"], "completed", "{name}: {rec}");
+        assert_eq!(rec["lastStep"], 40, "{name}");
+    }
+    // Nothing is left to resume now.
+    let again = env.run(&["resume", &batch]);
+    assert_eq!(again.status.code(), Some(0));
+    assert!(
+        stderr_of(&again).contains("nothing to resume"),
+        "{}",
+        stderr_of(&again)
+    );
+}

@@ -55,9 +55,9 @@ fn resume_search(
     batch_id: &RunId,
     records: Vec<RunRecord>,
 ) -> Result<i32, CliError> {
-    if args.executor == Some(Executor::Slurm) {
+    if executor::choose(args.executor, None, config) == Executor::Slurm {
         return Err(CliError::usage(
-            "a search runs locally only; resume it without --executor slurm",
+            "a search runs locally only (each promotion depends on results as they come in); resume it with --executor local",
         ));
     }
     let search = search_run::from_records(&records)
