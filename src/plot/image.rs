@@ -486,6 +486,7 @@ mod tests {
                 })
                 .collect(),
             attempt_starts: Vec::new(),
+            faded: false,
         }
     }
 
@@ -542,6 +543,7 @@ mod tests {
             label: "single".to_string(),
             points: vec![(10.0, 0.5)],
             attempt_starts: Vec::new(),
+            faded: false,
         };
         let empty = Series {
             label: "nothing".to_string(),
@@ -581,6 +583,7 @@ mod tests {
             label: label.to_string(),
             points: (0..100).map(|i| (i as f64, scale * i as f64)).collect(),
             attempt_starts: vec![50.0],
+            faded: false,
         };
         render_file(
             &[rising("lr-0.1", 1.0), rising("lr-0.01", 0.9)],
@@ -618,6 +621,7 @@ mod tests {
                 .chain([(61.0, 0.0), (62.0, -1.0)])
                 .collect(),
             attempt_starts: vec![],
+            faded: false,
         };
         render_file(&[decay], "loss", &out, YScale::Log).unwrap();
         let svg = std::fs::read_to_string(&out).unwrap();
@@ -629,6 +633,7 @@ mod tests {
             label: "neg".to_string(),
             points: vec![(1.0, -2.0), (2.0, 0.0)],
             attempt_starts: vec![],
+            faded: false,
         };
         let err = render_file(&[only_negative], "loss", &out, YScale::Log).unwrap_err();
         assert!(
@@ -665,6 +670,7 @@ mod tests {
             label: "run-9".to_string(),
             points: vec![(1.0, f64::NAN)],
             attempt_starts: vec![],
+            faded: false,
         };
         let err = render_file(
             &[empty],
@@ -705,6 +711,7 @@ mod tests {
             label: "big".to_string(),
             points,
             attempt_starts: vec![],
+            faded: false,
         };
         render_file(&[s], "loss", &out, YScale::Linear).unwrap();
         assert!(std::fs::metadata(&out).unwrap().len() < 2_000_000);

@@ -470,6 +470,7 @@ mod tests {
             label: label.to_string(),
             points,
             attempt_starts: Vec::new(),
+            faded: false,
         }
     }
 
