@@ -2,7 +2,8 @@
 # Adaptive search (ASHA) against the full grid it searches: 27 configurations of
 # examples/sklearn_digits.py (hidden × lr × alpha), maxParallel 2.
 #
-#   benches/asha/run.sh [--quick] [--no-build] [--bin PATH] [--keep DIR]
+#   benches/asha/run.sh [--quick] [--no-build] [--bin PATH] [--min-budget N] [--grid-from DIR]
+#                       [--keep DIR]
 #
 #   grid   benches/asha/grid.json: every configuration trained to 2700 steps
 #   asha   benches/asha/asha.json: the same grid with "search" (rungs 100, 300, 900, 2700
@@ -16,6 +17,9 @@
 #                with rungs 100 and 300: checks the script end to end in about a minute
 #   --no-build   use target/release/backprop as it is
 #   --bin PATH   use this backprop binary (no build)
+#   --min-budget N     the search's minBudget in steps (default: asha.json's, 100)
+#   --grid-from DIR    take the full grid's records from an earlier --keep DIR instead of
+#                      running the grid again (same script, grid and maxBudget)
 #   --keep DIR   keep the homes, sweep files and records in DIR (default: a temp dir,
 #                removed at the end)
 #
@@ -29,13 +33,15 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 HERE="$ROOT/benches/asha"
 BIN="$ROOT/target/release/backprop"
-QUICK=0 BUILD=1 KEEP=""
+QUICK=0 BUILD=1 KEEP="" MIN_BUDGET="" GRID_FROM=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) QUICK=1 ;;
         --no-build) BUILD=0 ;;
         --bin) BIN=$(realpath "$2"); BUILD=0; shift ;;
         --keep) KEEP=$2; shift ;;
+        --min-budget) MIN_BUDGET=$2; shift ;;
+        --grid-from) GRID_FROM=$(realpath "$2"); shift ;;
         -h | --help) awk 'NR > 1 && !/^#/ {exit} NR > 1' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "run.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
     esac
@@ -66,9 +72,9 @@ for var in $(compgen -e | grep '^BACKPROP_' || true); do unset "$var"; done
 export BACKPROP_MAX_CPU_LOAD=100 BACKPROP_MIN_FREE_RAM_GB=0 BACKPROP_GPU_PROBE=none
 
 # The sweep files as given, or cut down for --quick.
-python3 - "$ROOT" "$WORK" "$QUICK" <<'EOF'
+python3 - "$ROOT" "$WORK" "$QUICK" "$MIN_BUDGET" <<'EOF'
 import json, sys
-root, work, quick = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
+root, work, quick, min_budget = sys.argv[1], sys.argv[2], sys.argv[3] == "1", sys.argv[4]
 for name in ("grid", "asha"):
     with open("%s/benches/asha/%s.json" % (root, name)) as f:
         sweep = json.load(f)
@@ -79,6 +85,8 @@ for name in ("grid", "asha"):
         args[args.index("--steps") + 1] = "300"
         if "search" in sweep:
             sweep["search"]["maxBudget"] = {"steps": 300}
+    if min_budget and "search" in sweep:
+        sweep["search"]["minBudget"] = {"steps": int(min_budget)}
     with open("%s/%s.json" % (work, name), "w") as f:
         json.dump(sweep, f, indent=1)
 EOF
@@ -98,7 +106,13 @@ run_batch() {
     return "$status"
 }
 
-run_batch grid || die "the full grid did not complete (exit $?): $(tail -3 "$WORK/grid-queue.err")"
+if [ -n "$GRID_FROM" ]; then
+    [ -s "$GRID_FROM/grid-runs.json" ] || die "no grid-runs.json in $GRID_FROM (keep a full run with --keep DIR)"
+    log "grid: the records of $GRID_FROM"
+    cp "$GRID_FROM/grid-runs.json" "$WORK/grid-runs.json"
+else
+    run_batch grid || die "the full grid did not complete (exit $?): $(tail -3 "$WORK/grid-queue.err")"
+fi
 
 ASHA_ARGS=(--asha "$WORK/asha-runs.json")
 if ! (cd "$WORK" && BACKPROP_HOME="$WORK/asha-home" "$BIN" queue "$WORK/asha.json" --dry-run) \

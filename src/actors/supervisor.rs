@@ -190,6 +190,7 @@ impl Supervisor {
                 self.queue.remove(index);
                 crate::ui::error(&format!("{} refused: {why}", job.run_id));
                 self.end_unstarted(&job.run_id, Status::Rejected, &why, EXIT_REFUSED);
+                self.search_run_unstartable(&job.run_id);
             }
             Answer::Waiting(on, why) => {
                 self.wait(&job.run_id, why);
@@ -212,6 +213,7 @@ impl Supervisor {
                 self.queue.remove(index);
                 crate::ui::error(&format!("{} refused: {why}", job.run_id));
                 self.end_unstarted(&job.run_id, Status::Rejected, &why, EXIT_USAGE);
+                self.search_run_unstartable(&job.run_id);
             }
             Answer::Gone(why) => {
                 self.queue.remove(index);
@@ -225,6 +227,7 @@ impl Supervisor {
                         exit_code: 1,
                     },
                 ));
+                self.search_run_unstartable(&job.run_id);
             }
         }
         self.step(ctx);
@@ -336,6 +339,7 @@ impl Supervisor {
             Err(e) => {
                 let outcome = self.not_started(&job.run_id, e.to_string());
                 self.results.push((job.run_id.clone(), outcome));
+                self.search_run_unstartable(&job.run_id);
                 return;
             }
         };
@@ -718,7 +722,8 @@ impl Handler<WorkerExited> for Supervisor {
             Ok(report) => self.attempt_ended(job, report, ctx),
             Err(why) => {
                 let outcome = self.not_started(&msg.run_id, why);
-                self.results.push((msg.run_id, outcome));
+                self.results.push((msg.run_id.clone(), outcome));
+                self.search_run_unstartable(&msg.run_id);
             }
         }
         // The run's end must be in the store before the next admission reads it, or the

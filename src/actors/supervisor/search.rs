@@ -343,6 +343,26 @@ impl Supervisor {
         }
     }
 
+    /// A search run's attempt could not start at all (refused, its program gone): it is out
+    /// of the search like a failed run, and its slot is free.
+    pub(super) fn search_run_unstartable(&mut self, run_id: &RunId) {
+        let Some(search) = self.search.as_mut() else {
+            return;
+        };
+        let Some(position) = search.position(run_id) else {
+            return;
+        };
+        if let Err(e) = search.state.failed(position) {
+            crate::ui::error(&format!("search: {e}"));
+            return;
+        }
+        let stored = search.state.stored_run(position);
+        self.update(run_id, move |rec| {
+            record::write_run(&mut rec.extra, &stored)
+        });
+        self.fill_search();
+    }
+
     /// Ctrl-C or `stop`: the search's runs waiting for their turn or a promotion end
     /// `stopped`; the search stays on their records for `resume <batch-id>`.
     pub(super) fn stop_search(&mut self) {
