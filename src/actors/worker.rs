@@ -71,6 +71,9 @@ pub struct Report {
     pub checkpoints: Vec<String>,
     /// Active time of this attempt.
     pub active: Duration,
+    /// A search run: its progress at the moment it reached its rung's budget (the script
+    /// may report a step or two more while it stops).
+    pub at_rung: Option<ProgressUpdate>,
 }
 
 /// Sent to the supervisor when the attempt is over (or could not start).
@@ -139,6 +142,8 @@ pub struct Worker {
     progress_unsent: bool,
     clock_origin: Instant,
     finished: bool,
+    /// The progress when a search run reached its rung's budget.
+    at_rung: Option<ProgressUpdate>,
 }
 
 impl Worker {
@@ -180,6 +185,7 @@ impl Worker {
             progress_unsent: false,
             clock_origin: Instant::now(),
             finished: false,
+            at_rung: None,
         }
     }
 
@@ -382,6 +388,7 @@ impl Worker {
             return;
         };
         if self.stop_cause.is_none() && target.reached(self.progress.step, self.clock.elapsed()) {
+            self.at_rung = Some(self.progress.clone());
             self.stop(
                 ctx,
                 Stop {
@@ -615,6 +622,7 @@ impl Worker {
                 progress: self.progress.clone(),
                 checkpoints: std::mem::take(&mut self.checkpoints),
                 active: self.clock.elapsed(),
+                at_rung: self.at_rung.take(),
             }),
         });
         ctx.stop();

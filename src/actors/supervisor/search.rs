@@ -5,7 +5,7 @@
 //! the search as it was.
 
 use super::{Supervisor, latest_existing};
-use crate::actors::store::apply_progress;
+use crate::actors::store::{ProgressUpdate, apply_progress};
 use crate::actors::worker::Report;
 use crate::clock::now_ms;
 use crate::continuation::{self, Next};
@@ -182,15 +182,23 @@ impl Supervisor {
         let search = self.search.as_mut().expect("a search");
         let metric_name = search.state.spec().metric.clone();
         let member = &mut search.members[position];
+        let previous = (member.step, member.metric);
         member.active += report.active;
         member.step = report.progress.step.or(member.step);
-        let reported = report.progress.metrics.get(&metric_name).copied();
-        let reported = reported.or(report.progress.loss.filter(|_| metric_name == "loss"));
-        member.metric = reported.or(member.metric);
+        member.metric = metric_of(&report.progress, &metric_name).or(member.metric);
+        // At a rung, the values when the budget was reached count, not those of the steps
+        // the script took while it stopped.
+        let (step, metric) = match &report.at_rung {
+            Some(at) => (
+                at.step.or(previous.0),
+                metric_of(at, &metric_name).or(previous.1),
+            ),
+            None => (member.step, member.metric),
+        };
         member.job.attempt = job.attempt + 1;
         member.job.resume_from = latest.clone().or(member.job.resume_from.take());
         member.job.plan = job.plan.clone();
-        let (metric, step, active) = (member.metric, member.step, member.active);
+        let active = member.active;
         let outcome = report.outcome.clone();
         let end = AttemptEnd {
             status: outcome.status,
@@ -382,4 +390,13 @@ impl Supervisor {
             self.end_unstarted(&id, Status::Stopped, "user", EXIT_STOPPED);
         }
     }
+}
+
+/// The value of `metric` in a run's progress (`loss` is also reported on its own).
+fn metric_of(progress: &ProgressUpdate, metric: &str) -> Option<f64> {
+    progress
+        .metrics
+        .get(metric)
+        .copied()
+        .or(progress.loss.filter(|_| metric == "loss"))
 }
