@@ -16,6 +16,7 @@ use crate::runid::RunId;
 use crate::search::Phase;
 use crate::store::Store;
 use std::path::Path;
+use std::time::Duration;
 
 /// The runs of `batch_id`, or none when no run belongs to it.
 pub fn records(store: &Store, batch_id: &RunId) -> Result<Vec<RunRecord>, CliError> {
@@ -40,10 +41,15 @@ pub fn execute(
             busy.status()
         )));
     }
+    // `-m` sets the timebox of every attempt this resume starts.
+    let timebox = args
+        .max_run_minutes
+        .is_some()
+        .then(|| config.max_run_minutes.duration());
     if search_run::parts(&records).is_some() {
-        resume_search(global, args, config, store, batch_id, records)
+        resume_search(global, args, config, store, batch_id, records, timebox)
     } else {
-        resume_runs(global, args, config, store, batch_id, records)
+        resume_runs(global, args, config, store, batch_id, records, timebox)
     }
 }
 
@@ -54,6 +60,7 @@ fn resume_search(
     store: &Store,
     batch_id: &RunId,
     records: Vec<RunRecord>,
+    timebox: Option<Duration>,
 ) -> Result<i32, CliError> {
     if executor::choose(args.executor, None, config) == Executor::Slurm {
         return Err(CliError::usage(
@@ -90,8 +97,13 @@ fn resume_search(
             })?;
     }
     let records = records_again(store, &records)?;
-    let search = search_run::from_records(&records)
+    let mut search = search_run::from_records(&records)
         .map_err(|e| CliError::with_code(1, format!("batch {batch_id}: {e}")))?;
+    if let Some(timebox) = timebox {
+        for member in &mut search.members {
+            member.job.timebox = timebox;
+        }
+    }
     if !global.quiet {
         crate::ui::info(&format!(
             "batch {batch_id}: resuming the search ({} in flight, at most {} at once)",
@@ -112,6 +124,7 @@ fn resume_runs(
     store: &Store,
     batch_id: &RunId,
     records: Vec<RunRecord>,
+    timebox: Option<Duration>,
 ) -> Result<i32, CliError> {
     let unfinished: Vec<&RunRecord> = records
         .iter()
@@ -157,7 +170,7 @@ fn resume_runs(
             max_total: rounds.max_total,
             ..Plan::once(rec.spec.options.max_restarts)
         };
-        jobs.push(Job::next_attempt(rec, checkpoint, None, plan).no_wait(args.no_wait));
+        jobs.push(Job::next_attempt(rec, checkpoint, timebox, plan).no_wait(args.no_wait));
     }
     if !global.quiet {
         crate::ui::info(&format!(
