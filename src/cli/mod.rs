@@ -15,6 +15,7 @@ mod resume;
 mod resume_batch;
 mod run;
 mod search_summary;
+mod slurm_wait;
 mod status;
 mod stop;
 mod table;
