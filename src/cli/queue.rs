@@ -129,6 +129,11 @@ pub fn execute(global: &Global, args: QueueArgs) -> Result<i32, CliError> {
         ),
         None => batch.max_total,
     };
+    if batch.search.is_some() && (rounds != Rounds::Off || max_total.is_some()) && !global.quiet {
+        crate::ui::warn(
+            "rounds, untilDone and maxTotalMinutes do not apply to a search: an attempt timeboxed before its rung's budget always continues toward it",
+        );
+    }
     if on_slurm && batch.search.is_some() {
         return Err(CliError::usage(
             "a sweep with \"search\" runs locally only (the search decides each run's next step as it goes); run it with --executor local, on a machine (or inside one allocation) that has the resources",
