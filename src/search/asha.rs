@@ -165,12 +165,35 @@ impl AshaState {
         if !self.in_flight().is_empty() {
             return Action::Wait;
         }
+        if let Some((run, rung)) = self.leader_to_finish() {
+            return Action::Promote {
+                run,
+                to_rung: rung + 1,
+            };
+        }
         let waiting = self.runs_where(|p| matches!(p, Phase::AtRung { .. }));
         if waiting.is_empty() {
             Action::Done
         } else {
             Action::Prune { runs: waiting }
         }
+    }
+
+    /// The end game of a small search: with few runs ⌊n/η⌋ can be 0 at the upper rungs, so
+    /// the rule alone may end a search with no run trained to maxBudget. Then the best run of
+    /// the highest rung reached (with a reported metric) goes on, rung by rung, so the search
+    /// ends with its winner trained in full.
+    fn leader_to_finish(&self) -> Option<(usize, usize)> {
+        let top = self.rungs.len() - 1;
+        if self.runs.iter().any(|r| r.results.len() > top) {
+            return None;
+        }
+        (0..top).rev().find_map(|rung| {
+            let leader = *self.ranking(rung).first()?;
+            let run = &self.runs[leader];
+            let reported = run.results.get(rung).is_some_and(|r| r.metric.is_some());
+            (run.phase == Phase::AtRung { rung } && reported).then_some((leader, rung))
+        })
     }
 
     /// Records that the supervisor acted on `action` (from [`AshaState::next_action`]).

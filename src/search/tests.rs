@@ -410,8 +410,24 @@ fn a_failure_mid_rung_ranks_nowhere() {
     assert!(state.failed(0).is_err(), "failed twice");
     assert!(state.in_flight().is_empty());
     assert_rebuilds(&state);
-    assert_eq!(state.next_action(), Action::Prune { runs: vec![1, 2] });
-    state.apply(&Action::Prune { runs: vec![1, 2] }).unwrap();
+    // No run can reach maxBudget by the rule any more: the best left goes on alone.
+    assert_eq!(state.next_action(), Action::Promote { run: 1, to_rung: 1 });
+    state
+        .apply(&Action::Promote { run: 1, to_rung: 1 })
+        .unwrap();
+    state
+        .rung_reached(1, Some(0.15), Some(3), Duration::ZERO)
+        .unwrap();
+    assert_eq!(state.next_action(), Action::Promote { run: 1, to_rung: 2 });
+    state
+        .apply(&Action::Promote { run: 1, to_rung: 2 })
+        .unwrap();
+    let reached = state
+        .rung_reached(1, Some(0.12), Some(9), Duration::ZERO)
+        .unwrap();
+    assert!(reached.completed);
+    assert_eq!(state.next_action(), Action::Prune { runs: vec![2] });
+    state.apply(&Action::Prune { runs: vec![2] }).unwrap();
     assert!(state.is_done());
     assert_eq!(state.best(), Some(1));
     assert_eq!(state.stored_run(0).end, Some(SearchEnd::Failed));
@@ -498,7 +514,17 @@ fn the_end_prunes_what_waits_at_a_rung_only_once_nothing_is_in_flight() {
     state
         .rung_reached(1, Some(0.1), Some(1), Duration::ZERO)
         .unwrap();
-    assert_eq!(state.next_action(), Action::Prune { runs: vec![0, 1] });
+    // Nobody by the rule, so the leader is trained on to maxBudget before the end.
+    assert_eq!(state.next_action(), Action::Promote { run: 1, to_rung: 1 });
+    state
+        .apply(&Action::Promote { run: 1, to_rung: 1 })
+        .unwrap();
+    assert_eq!(state.next_action(), Action::Wait);
+    state
+        .rung_reached(1, Some(0.05), Some(3), Duration::ZERO)
+        .unwrap();
+    assert_eq!(state.phase(1), Some(Phase::Completed));
+    assert_eq!(state.next_action(), Action::Prune { runs: vec![0] });
     assert!(!state.is_done());
     assert!(state.apply(&Action::Prune { runs: vec![0, 5] }).is_err());
     assert_eq!(
@@ -506,7 +532,7 @@ fn the_end_prunes_what_waits_at_a_rung_only_once_nothing_is_in_flight() {
         Some(Phase::AtRung { rung: 0 }),
         "nothing half done"
     );
-    state.apply(&Action::Prune { runs: vec![0, 1] }).unwrap();
+    state.apply(&Action::Prune { runs: vec![0] }).unwrap();
     assert!(state.is_done());
     assert_eq!(state.next_action(), Action::Done);
     assert_eq!(state.best(), Some(1));
