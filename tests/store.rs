@@ -96,7 +96,7 @@ fn live_runs_survive_a_store_damaged_replaced_or_removed_under_them() {
         for id in ["a", "b"] {
             assert_eq!(
                 records[id]["status"], "completed",
-                "{damage}: {}",
+                "{damage}: {said}\n{}",
                 records[id]
             );
             assert_eq!(records[id]["lastStep"], 39, "{damage}");
@@ -110,7 +110,10 @@ fn live_runs_survive_a_store_damaged_replaced_or_removed_under_them() {
             3,
             "{damage}: the queue's runs are all recorded"
         );
-        assert!(batch.iter().all(|r| r["status"] == "completed"), "{damage}");
+        assert!(
+            batch.iter().all(|r| r["status"] == "completed"),
+            "{damage}: {said}\n{batch:?}"
+        );
         let out = env.run(&["status", "a"]);
         assert_eq!(out.status.code(), Some(0), "{damage}: {}", stderr_of(&out));
         // The export is whole again and holds every run.

@@ -65,9 +65,11 @@ pub fn run_work(store: Store, config: SystemConfig, work: Work) -> Results {
             ),
             None => (
                 store::StoreActor::new(store.clone()),
+                // As this process wrote them when the store lost them meanwhile (damaged
+                // or removed between their creation and this start).
                 work.run_ids()
                     .iter()
-                    .filter_map(|id| store.get(id).ok())
+                    .filter_map(|id| store.get(id).ok().or_else(|| store.written_here(id)))
                     .collect(),
             ),
         };
@@ -82,6 +84,7 @@ pub fn run_work(store: Store, config: SystemConfig, work: Work) -> Results {
             gpu_allocator::GpuAllocator::new(store_actor.clone(), governor.clone(), config.policy)
                 .start();
         store_actor.do_send(store::Remember(records));
+        store.forget_written();
         let (done, finished) = tokio::sync::oneshot::channel();
         let supervisor = Supervisor::new(
             config.settings,

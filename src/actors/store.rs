@@ -495,6 +495,22 @@ impl Writer {
         }
     }
 
+    /// Before this process ends: a small store's export is brought up to date through this
+    /// process's own connection, so it holds this process's last writes even when the
+    /// database is removed or damaged before the process exits (a new one is filled from it).
+    fn export_final(&mut self) {
+        if self.node.is_some() || !export::enabled() {
+            return;
+        }
+        let Some(db) = self.db.as_mut() else { return };
+        if !export::is_small(db) || !matches!(export::pending(db), Ok(Some(_))) {
+            return;
+        }
+        if let Err(e) = export::export_now(db) {
+            tracing::debug!("final export of experiments.json failed: {e}");
+        }
+    }
+
     /// Writes the changes not written yet in one transaction; they stay queued if the store
     /// cannot be written.
     fn write_changes(&mut self) {
@@ -606,6 +622,7 @@ fn write_loop(mut writer: Writer, jobs: Receiver<Job>) {
                 Job::Verify(done) => {
                     writer.write_changes();
                     writer.verify();
+                    writer.export_final();
                     barriers.push(done);
                 }
             }

@@ -277,18 +277,27 @@ pub fn due(pending: &Pending, last_took: Duration, now_ms: u64) -> bool {
     }
 }
 
+/// Small enough to be exported before a command exits.
+pub fn is_small(db: &Db) -> bool {
+    query::count(db.conn()).is_ok_and(|n| n < SMALL_STORE)
+}
+
 /// Before a command that changed the store exits: a small store is exported now; a large
 /// one is left to a detached `backprop __export`.
 pub fn settle_on_exit(home: &Path) {
     if !CHANGED_HERE.load(Ordering::Relaxed) || !enabled() {
         return;
     }
+    // Never a new store from here (one removed under this process would be rebuilt from
+    // an older export, and this process no longer has its runs to put back).
+    if !home.join(super::DB_FILE).is_file() {
+        return;
+    }
     let Ok(mut db) = Db::open(home) else { return };
     let Ok(Some(pending)) = pending(&db) else {
         return;
     };
-    let small = query::count(db.conn()).is_ok_and(|n| n < SMALL_STORE);
-    if small {
+    if is_small(&db) {
         if let Err(e) = export_now(&mut db) {
             // The next command (or supervising process) writes it.
             tracing::debug!("export of {EXPERIMENTS_FILE} failed: {e}");

@@ -23,9 +23,11 @@ pub use tx::Tx;
 
 use crate::record::RunRecord;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+use std::collections::HashMap;
 use std::fs::{self, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 pub const DB_FILE: &str = "backprop.db";
 pub const EXPERIMENTS_FILE: &str = "experiments.json";
@@ -69,6 +71,13 @@ impl StoreError {
             if matches!(e.code, DatabaseCorrupt | NotADatabase))
     }
 
+    /// An I/O error from SQLite itself (not a full disk): seen when the database's files are
+    /// removed while it is being opened; opening again succeeds.
+    pub fn is_io(&self) -> bool {
+        matches!(self, StoreError::Sql { source: rusqlite::Error::SqliteFailure(e, _), .. }
+            if e.code == rusqlite::ErrorCode::SystemIoFailure)
+    }
+
     /// The database lost its tables (emptied under us, or being created right now): opened
     /// again, it is set up afresh.
     pub fn is_emptied(&self) -> bool {
@@ -92,6 +101,9 @@ pub(crate) fn parse_record(id: &str, raw: &str) -> Result<RunRecord, StoreError>
 #[derive(Clone, Debug)]
 pub struct Store {
     home: PathBuf,
+    /// The records this process wrote through [`Store::update`], as written: a supervisor
+    /// starting its runs takes them from here when the database lost them meanwhile.
+    written: Arc<Mutex<HashMap<String, RunRecord>>>,
 }
 
 impl Store {
@@ -108,6 +120,7 @@ impl Store {
                 source,
             })?;
         let store = Store {
+            written: Default::default(),
             home: home.to_path_buf(),
         };
         store.connect()?;
@@ -117,6 +130,7 @@ impl Store {
     /// A handle for reading only: nothing is created, so a read-only home can still be listed.
     pub fn open_for_reading(home: &Path) -> Store {
         Store {
+            written: Default::default(),
             home: home.to_path_buf(),
         }
     }
@@ -151,7 +165,17 @@ impl Store {
 
     /// A connection to the store (created and imported on first use).
     pub fn connect(&self) -> Result<Db, StoreError> {
-        Db::open(&self.home).map_err(|e| explain(e, &self.home))
+        let mut tries = 0;
+        loop {
+            match Db::open(&self.home) {
+                // Its files removed or replaced while this process opened it: again.
+                Err(e) if e.is_io() && tries < 3 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                other => return other.map_err(|e| explain(e, &self.home)),
+            }
+        }
     }
 
     /// Whether this store was started over run directories it may lack records of (a new
@@ -178,8 +202,33 @@ impl Store {
     /// together (or not at all). A database found damaged (or emptied) on the way is set
     /// aside and the change made in a fresh one.
     pub fn update<R>(&self, mut change: impl FnMut(&mut Tx) -> R) -> Result<R, StoreError> {
+        let (result, written) = self.update_inner(&mut change)?;
+        if let Ok(mut mine) = self.written.lock() {
+            for rec in written {
+                mine.insert(rec.id.to_string(), rec);
+            }
+        }
+        Ok(result)
+    }
+
+    /// The record of `id` as this process last wrote it through [`Store::update`], if it did.
+    pub fn written_here(&self, id: &str) -> Option<RunRecord> {
+        self.written.lock().ok()?.get(id).cloned()
+    }
+
+    /// Forgets what [`Store::written_here`] holds (once a supervisor keeps its own copies).
+    pub fn forget_written(&self) {
+        if let Ok(mut mine) = self.written.lock() {
+            mine.clear();
+        }
+    }
+
+    fn update_inner<R>(
+        &self,
+        mut change: impl FnMut(&mut Tx) -> R,
+    ) -> Result<(R, Vec<RunRecord>), StoreError> {
         let mut db = self.connect()?;
-        match db.update(&mut change) {
+        match db.update_written(&mut change) {
             Err(e) if e.is_damage() || e.is_emptied() => {
                 let judged = db.inode();
                 drop(db);
@@ -192,7 +241,7 @@ impl Store {
                     ));
                 }
                 self.connect()?
-                    .update(change)
+                    .update_written(change)
                     .map_err(|e| explain(e, &self.home))
             }
             other => other.map_err(|e| explain(e, &self.home)),
