@@ -623,6 +623,9 @@ fn write_loop(mut writer: Writer, jobs: Receiver<Job>) {
                     writer.write_changes();
                     writer.verify();
                     writer.export_final();
+                    // Closed now, not at exit: the last connection to close checkpoints the
+                    // WAL into the database file, which then holds everything on its own.
+                    writer.db = None;
                     barriers.push(done);
                 }
             }

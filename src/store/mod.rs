@@ -167,9 +167,11 @@ impl Store {
     pub fn connect(&self) -> Result<Db, StoreError> {
         let mut tries = 0;
         loop {
+            let before = inode_of(&self.db_path());
             match Db::open(&self.home) {
-                // Its files removed or replaced while this process opened it: again.
-                Err(e) if e.is_io() && tries < 3 => {
+                // Its files removed or replaced while this process opened it: again. (A file
+                // that stayed the same is judged as it is, never touched by a second try.)
+                Err(e) if e.is_io() && tries < 3 && inode_of(&self.db_path()) != before => {
                     tries += 1;
                     std::thread::sleep(std::time::Duration::from_millis(50));
                 }
