@@ -13,6 +13,7 @@ mod plot;
 mod queue;
 mod resume;
 mod run;
+mod serve;
 mod status;
 mod stop;
 mod table;
@@ -22,6 +23,7 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 pub use common::CliError;
+pub(crate) use status::status_json;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -63,6 +65,8 @@ pub enum Command {
     Stop(stop::StopArgs),
     /// A run's captured output
     Logs(logs::LogsArgs),
+    /// A live dashboard of runs, batches and GPUs in the browser (local, token-protected)
+    Serve(serve::ServeArgs),
     /// A metric over steps, in the terminal or as an image; several runs overlay
     Plot(plot::PlotArgs),
     /// The effective configuration and the source of every value
@@ -121,6 +125,7 @@ pub fn main() -> i32 {
         Command::Status(args) => status::execute(&global, args),
         Command::Stop(args) => stop::execute(&global, args),
         Command::Logs(args) => logs::execute(&global, args),
+        Command::Serve(args) => serve::execute(&global, args),
         Command::Config(args) => config::execute(&global, *args),
         Command::Plot(args) => plot::execute(&global, args),
         Command::Completions(args) => completions::execute(&global, args),

@@ -4,14 +4,10 @@
 
 use super::Global;
 use super::common::{CliError, open_store};
-use crate::proc_info::{self, Liveness};
-use crate::record::lifecycle;
-use crate::record::{RunRecord, Status};
+use crate::record::RunRecord;
 use crate::runid::RunId;
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 use clap::Args;
-use nix::sys::signal::Signal;
-use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 #[derive(Args, Debug)]
@@ -46,27 +42,10 @@ pub fn execute(global: &Global, args: StopArgs) -> Result<i32, CliError> {
         }
         return Ok(0);
     }
-    let ids: Vec<RunId> = active.iter().map(|r| r.id.clone()).collect();
-    store.update(|ex| {
-        for id in &ids {
-            if let Ok(mut rec) = ex.record(id)
-                && lifecycle::request_stop(&mut rec).is_ok()
-            {
-                ex.put(&rec);
-            }
-        }
+    let ids = crate::stopping::request(&store, &active).map_err(|e| match e {
+        crate::stopping::StopError::Store(e) => CliError::from(e),
+        crate::stopping::StopError::Slurm(message) => CliError::usage(message),
     })?;
-    let host = proc_info::hostname();
-    let supervisors: BTreeSet<u32> = active
-        .iter()
-        .filter_map(|r| r.supervisor.as_ref())
-        .filter(|s| proc_info::liveness(s, &host) == Liveness::Alive)
-        .map(|s| s.pid)
-        .collect();
-    for pid in supervisors {
-        crate::process::signal_pid(pid, Signal::SIGUSR2);
-    }
-    stop_on_slurm(&store, &active, &host)?;
     if args.no_wait {
         return Ok(0);
     }
@@ -106,50 +85,7 @@ pub fn execute(global: &Global, args: StopArgs) -> Result<i32, CliError> {
     ))
 }
 
-/// Slurm runs no local process supervises: a waiting job is cancelled (and the run ends
-/// `stopped`); a running one gets SIGTERM in its batch step, which is backprop on the node,
-/// so it takes the graceful path.
-fn stop_on_slurm(
-    store: &crate::store::Store,
-    active: &[&RunRecord],
-    host: &str,
-) -> Result<(), CliError> {
-    for rec in active {
-        let Some(job) = &rec.slurm else { continue };
-        let local = rec
-            .supervisor
-            .as_ref()
-            .is_some_and(|s| proc_info::liveness(s, host) == Liveness::Alive);
-        if local {
-            continue;
-        }
-        if rec.status() == Status::Queued {
-            crate::slurm::cancel(&job.job_id, None).map_err(|e| CliError::usage(e.to_string()))?;
-            store.update_record(&rec.id, |r| {
-                let _ =
-                    lifecycle::end_unstarted(r, Status::Stopped, "user", crate::clock::now_ms());
-            })?;
-        } else {
-            crate::slurm::cancel(&job.job_id, Some("TERM"))
-                .map_err(|e| CliError::usage(e.to_string()))?;
-        }
-    }
-    Ok(())
-}
-
 /// The runs named: one run, every run of a batch, or (no id) every active run.
 fn targets(store: &Store, id: Option<&RunId>) -> Result<Vec<RunRecord>, CliError> {
-    let Some(id) = id else {
-        return Ok(store.active()?);
-    };
-    match store.get(id) {
-        Ok(rec) => return Ok(vec![rec]),
-        Err(StoreError::NotFound(_)) => {}
-        Err(e) => return Err(e.into()),
-    }
-    let batch = crate::store::query::batch(store.connect()?.conn(), id)?;
-    if batch.is_empty() {
-        return Err(StoreError::NotFound(id.to_string()).into());
-    }
-    Ok(batch)
+    Ok(crate::stopping::targets(store, id)?)
 }
