@@ -152,7 +152,9 @@ pub fn main() -> i32 {
 fn init_tracing(verbose: u8) {
     use tracing_subscriber::EnvFilter;
     let default = match verbose {
-        0 | 1 => "warn",
+        // A malformed request to `serve` is answered 400; the HTTP layer's own report of
+        // it would only be noise on the terminal.
+        0 | 1 => "warn,actix_http=off",
         2 => "debug",
         _ => "trace",
     };

@@ -77,19 +77,34 @@ impl Cursor {
     }
 }
 
-/// Starts the thread that watches `store` and sends what changed to `events`.
+/// Starts the thread that watches `store` and sends what changed to `events`. The cursor is
+/// placed here, before the server announces itself: a change made right after a page
+/// connects is then never taken for the starting point and missed.
 pub fn start(store: Store, events: broadcast::Sender<Encoded>) {
+    let mut complained = false;
+    let connection = connect(&store, &mut complained);
     std::thread::Builder::new()
         .name("serve-watch".into())
-        .spawn(move || watch(store, events))
+        .spawn(move || watch(store, events, connection, complained))
         .expect("a thread can be started");
 }
 
-fn watch(store: Store, events: broadcast::Sender<Encoded>) {
-    let mut connection: Option<(crate::store::Db, Cursor)> = None;
+fn connect(store: &Store, complained: &mut bool) -> Option<(crate::store::Db, Cursor)> {
+    store
+        .connect()
+        .and_then(|db| Cursor::now(db.conn()).map(|cursor| (db, cursor)))
+        .map_err(|e| complain(complained, &e))
+        .ok()
+}
+
+fn watch(
+    store: Store,
+    events: broadcast::Sender<Encoded>,
+    mut connection: Option<(crate::store::Db, Cursor)>,
+    mut complained: bool,
+) {
     let mut last_reap = Instant::now();
     let mut last_slurm = Instant::now();
-    let mut complained = false;
     loop {
         std::thread::sleep(POLL_EVERY);
         if last_reap.elapsed() >= REAP_EVERY {
@@ -106,11 +121,7 @@ fn watch(store: Store, events: broadcast::Sender<Encoded>) {
             let _ = events.send(encode("reload", &serde_json::json!({})));
         }
         if connection.is_none() {
-            connection = store
-                .connect()
-                .and_then(|db| Cursor::now(db.conn()).map(|cursor| (db, cursor)))
-                .map_err(|e| complain(&mut complained, &e))
-                .ok();
+            connection = connect(&store, &mut complained);
         }
         let Some((db, cursor)) = connection.as_mut() else {
             continue;

@@ -33,6 +33,7 @@ pub struct GpuPoint {
 pub struct Sample {
     pub time: u64,
     pub load_per_core: f64,
+    #[serde(rename = "freeRamGB")]
     pub free_ram_gb: f64,
     pub gpus: Vec<GpuPoint>,
     /// Why the GPUs could not be read (their last readings are then kept without values).
