@@ -129,6 +129,23 @@ pub fn command_line(
     Ok((program, args))
 }
 
+/// The command with `launcher` (e.g. `srun --kill-on-bad-exit=1`) before it.
+pub fn with_launcher(
+    launcher: &[String],
+    program: String,
+    args: Vec<String>,
+) -> (String, Vec<String>) {
+    match launcher.split_first() {
+        None => (program, args),
+        Some((first, rest)) => {
+            let mut all = rest.to_vec();
+            all.push(program);
+            all.extend(args);
+            (first.clone(), all)
+        }
+    }
+}
+
 /// `--run-id ID --max-minutes N` (+ `--framework F` when not auto, `--checkpoint-every-seconds
 /// S` when set, `--resume-from P` on resume), in the original tool's order.
 fn legacy_args(spec: &RunSpec, legacy: &LegacyArgs, resume_from: Option<&str>) -> Vec<String> {

@@ -18,6 +18,13 @@ pub enum StopCause {
     GpuMemoryLimit,
     /// Paused on a GPU that fell off the bus: it could never resume.
     GpuLost,
+    /// Slurm's early warning: the job's time limit is near.
+    SlurmTimeLimit,
+    /// Slurm's early warning long before the time limit: the job is being preempted.
+    SlurmPreempted,
+    /// Slurm ends the job (SIGTERM without a `backprop stop`): cancelled, preempted or the
+    /// node going down; the submitting side refines it from accounting.
+    SlurmEnded,
 }
 
 impl StopCause {
@@ -27,9 +34,20 @@ impl StopCause {
             StopCause::User => "user",
             StopCause::GpuMemoryLimit => "gpu_memory_limit",
             StopCause::GpuLost => "gpu_lost",
+            StopCause::SlurmTimeLimit => "slurm: timeout",
+            StopCause::SlurmPreempted => "slurm: preempted",
+            StopCause::SlurmEnded => SLURM_ENDED,
         }
     }
+
+    /// Stopped by Slurm's early warning (a requeue may follow).
+    pub fn is_slurm_warning(self) -> bool {
+        matches!(self, StopCause::SlurmTimeLimit | StopCause::SlurmPreempted)
+    }
 }
+
+/// The reason of a run Slurm ended with SIGTERM, until accounting says why.
+pub const SLURM_ENDED: &str = "slurm: job ended";
 
 /// How the child process ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

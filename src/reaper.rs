@@ -10,14 +10,14 @@ use crate::store::{Store, StoreError};
 
 /// Whether `rec` is active but its supervisor is dead (judged from this host).
 pub fn is_orphaned(rec: &RunRecord, host: &str) -> bool {
-    if !rec.status().is_active() {
+    // Slurm runs: their node file, squeue and sacct tell their fate (see `slurm::sync`).
+    if !rec.status().is_active() || rec.slurm.is_some() {
         return false;
     }
     match &rec.supervisor {
         Some(sup) => proc_info::liveness(sup, host) == Liveness::Dead,
-        // An active record nobody claimed (a crash between create and claim), unless Slurm
-        // holds it: then squeue/sacct tell its fate (see `slurm::sync`).
-        None => rec.slurm.is_none(),
+        // An active record nobody claimed (a crash between create and claim).
+        None => true,
     }
 }
 

@@ -4,8 +4,8 @@
 //! Slurm).
 
 use crate::proc_info::{self, Liveness};
+use crate::record::RunRecord;
 use crate::record::lifecycle;
-use crate::record::{RunRecord, Status};
 use crate::runid::RunId;
 use crate::store::{Store, StoreError};
 use nix::sys::signal::Signal;
@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 pub enum StopError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// scancel failed (the message says why).
+    /// Slurm could not be told (the message says why).
     #[error("{0}")]
     Slurm(String),
 }
@@ -38,14 +38,17 @@ pub fn targets(store: &Store, id: Option<&RunId>) -> Result<Vec<RunRecord>, Stor
     Ok(batch)
 }
 
-/// Requests a graceful stop of `active` runs and returns at once: each record is marked
-/// (through the lifecycle), each live supervisor gets SIGUSR2, and Slurm jobs are cancelled
-/// (a waiting one) or signalled (a running one). Returns the ids asked to stop.
+/// Requests a graceful stop of `active` runs and returns at once: each locally supervised
+/// record is marked (through the lifecycle) and its live supervisor gets SIGUSR2; runs
+/// handed to Slurm are stopped through Slurm (their node reads no store). Returns the ids
+/// asked to stop.
 pub fn request(store: &Store, active: &[&RunRecord]) -> Result<Vec<RunId>, StopError> {
     let ids: Vec<RunId> = active.iter().map(|r| r.id.clone()).collect();
+    let (on_slurm, here): (Vec<&RunRecord>, Vec<&RunRecord>) =
+        active.iter().copied().partition(|r| r.slurm.is_some());
     store.update(|tx| {
-        for id in &ids {
-            if let Ok(mut rec) = tx.record(id)
+        for rec in &here {
+            if let Ok(mut rec) = tx.record(&rec.id)
                 && lifecycle::request_stop(&mut rec).is_ok()
             {
                 tx.put(&rec);
@@ -53,7 +56,7 @@ pub fn request(store: &Store, active: &[&RunRecord]) -> Result<Vec<RunId>, StopE
         }
     })?;
     let host = proc_info::hostname();
-    let supervisors: BTreeSet<u32> = active
+    let supervisors: BTreeSet<u32> = here
         .iter()
         .filter_map(|r| r.supervisor.as_ref())
         .filter(|s| proc_info::liveness(s, &host) == Liveness::Alive)
@@ -62,33 +65,8 @@ pub fn request(store: &Store, active: &[&RunRecord]) -> Result<Vec<RunId>, StopE
     for pid in supervisors {
         crate::process::signal_pid(pid, Signal::SIGUSR2);
     }
-    stop_on_slurm(store, active, &host)?;
-    Ok(ids)
-}
-
-/// Slurm runs no local process supervises: a waiting job is cancelled (and the run ends
-/// `stopped`); a running one gets SIGTERM in its batch step, which is backprop on the node,
-/// so it takes the graceful path.
-fn stop_on_slurm(store: &Store, active: &[&RunRecord], host: &str) -> Result<(), StopError> {
-    for rec in active {
-        let Some(job) = &rec.slurm else { continue };
-        let local = rec
-            .supervisor
-            .as_ref()
-            .is_some_and(|s| proc_info::liveness(s, host) == Liveness::Alive);
-        if local {
-            continue;
-        }
-        if rec.status() == Status::Queued {
-            crate::slurm::cancel(&job.job_id, None).map_err(|e| StopError::Slurm(e.to_string()))?;
-            store.update_record(&rec.id, |r| {
-                let _ =
-                    lifecycle::end_unstarted(r, Status::Stopped, "user", crate::clock::now_ms());
-            })?;
-        } else {
-            crate::slurm::cancel(&job.job_id, Some("TERM"))
-                .map_err(|e| StopError::Slurm(e.to_string()))?;
-        }
+    if !on_slurm.is_empty() {
+        crate::slurm::stop::stop(store, &on_slurm).map_err(StopError::Slurm)?;
     }
-    Ok(())
+    Ok(ids)
 }

@@ -22,6 +22,14 @@ pub struct SystemConfig {
     pub gpu_probe: GpuProbeKind,
     pub probe_timeout: Duration,
     pub policy: policy::Settings,
+    /// Inside a Slurm job: the run's record goes to its node file, not the store.
+    pub node: Option<NodeRun>,
+}
+
+/// The one run of a Slurm job, and the file its state goes to.
+pub struct NodeRun {
+    pub file: crate::slurm::NodeFile,
+    pub record: crate::record::RunRecord,
 }
 
 /// Runs `jobs` to the end in a fresh actor system and returns how each ended. Everything
@@ -30,7 +38,19 @@ pub fn run_jobs(store: Store, config: SystemConfig, jobs: Vec<Job>) -> Results {
     let system = actix::System::new();
     system.block_on(async move {
         let poll = config.settings.poll_interval;
-        let store_actor = store::StoreActor::new(store.clone()).start();
+        let (store_actor, records) = match config.node {
+            Some(node) => (
+                store::StoreActor::on_node(store.clone(), node.file),
+                vec![node.record],
+            ),
+            None => (
+                store::StoreActor::new(store.clone()),
+                jobs.iter()
+                    .filter_map(|job| store.get(&job.run_id).ok())
+                    .collect(),
+            ),
+        };
+        let store_actor = store_actor.start();
         let governor = governor::Governor::new(
             poll.max(Duration::from_millis(100)),
             config.gpu_probe,
@@ -40,10 +60,6 @@ pub fn run_jobs(store: Store, config: SystemConfig, jobs: Vec<Job>) -> Results {
         let allocator =
             gpu_allocator::GpuAllocator::new(store_actor.clone(), governor.clone(), config.policy)
                 .start();
-        let records = jobs
-            .iter()
-            .filter_map(|job| store.get(&job.run_id).ok())
-            .collect();
         store_actor.do_send(store::Remember(records));
         let (done, finished) = tokio::sync::oneshot::channel();
         let supervisor = Supervisor::new(

@@ -5,12 +5,17 @@
 //! transaction. Progress is coalesced per run and written at most about once a second;
 //! checkpoints and status changes are written at once. Admission decisions are transactions
 //! of their own, made on the same thread so they see every change sent before them.
+//!
+//! On a Slurm node the same actor writes the node's one run to its node file instead of the
+//! store's database (see `slurm::node`): the allocation is the admission, so an admission
+//! there only records the start.
 
 use crate::admission::{self, Answer, Ask};
 use crate::policy;
 use crate::record::RunRecord;
 use crate::resources::Snapshot;
 use crate::runid::RunId;
+use crate::slurm::NodeFile;
 use crate::store::{Db, Store, StoreError, Tx, export};
 use actix::prelude::*;
 use crossbeam_channel::{Receiver, Sender, unbounded};
@@ -131,13 +136,25 @@ pub struct Admit {
 
 impl StoreActor {
     pub fn new(store: Store) -> StoreActor {
-        let (writer, jobs) = unbounded();
-        let for_writer = store.clone();
+        StoreActor::with_writer(Writer::new(store.clone()), Some(store))
+    }
+
+    /// On a Slurm node: the run's changes go to its node file; the database is not touched.
+    pub fn on_node(store: Store, file: NodeFile) -> StoreActor {
+        let mut writer = Writer::new(store);
+        writer.node = Some(file);
+        StoreActor::with_writer(writer, None)
+    }
+
+    /// Starts the writer thread (and the export thread when there is a store to export).
+    fn with_writer(writer: Writer, exported: Option<Store>) -> StoreActor {
+        let (sender, jobs) = unbounded();
         std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || write_loop(for_writer, jobs))
+            .spawn(move || write_loop(writer, jobs))
             .expect("spawn the store writer thread");
-        let stop_export = export::enabled().then(|| {
+        let writer = sender;
+        let stop_export = exported.filter(|_| export::enabled()).map(|store| {
             let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
             std::thread::Builder::new()
                 .name("store-export".into())
@@ -219,6 +236,10 @@ impl Handler<Admit> for StoreActor {
                 snapshot: &msg.snapshot,
                 settings: &msg.settings,
             };
+            if writer.node.is_some() {
+                let _ = reply.send(writer.admit_on_node(&ask));
+                return;
+            }
             let home = writer.store.home().to_path_buf();
             // The time is taken inside the transaction, so starts are recorded in the order
             // they happen.
@@ -279,6 +300,8 @@ struct Writer {
     rebuilt: bool,
     warned: bool,
     told_recovery: bool,
+    /// On a Slurm node: where the run's record goes instead of the database.
+    node: Option<NodeFile>,
 }
 
 impl Writer {
@@ -291,6 +314,81 @@ impl Writer {
             rebuilt: false,
             warned: false,
             told_recovery: false,
+            node: None,
+        }
+    }
+
+    /// Inside a Slurm allocation: the start is recorded as the policy places it (exactly
+    /// what Slurm gave), with no queue and no gates.
+    fn admit_on_node(&mut self, ask: &Ask) -> Answer {
+        let Some(mut rec) = self.mine.get(ask.run_id).cloned() else {
+            return Answer::Gone(format!("run {} is not this job's run", ask.run_id));
+        };
+        if rec.status() != crate::record::Status::Queued || rec.held {
+            return Answer::Gone(format!(
+                "run {} is {} and no longer waits for a start",
+                ask.run_id,
+                rec.status()
+            ));
+        }
+        let placement = policy::given_by_allocation(ask.settings);
+        let start = crate::record::lifecycle::AttemptStart {
+            number: ask.attempt,
+            gpus: placement.gpus.clone(),
+            reserved_mb: None,
+            resumed_from: ask.resumed_from.clone(),
+            host: crate::proc_info::hostname(),
+            lease: None,
+        };
+        if let Err(refused) =
+            crate::record::lifecycle::admit(&mut rec, start, crate::clock::now_ms())
+        {
+            return Answer::Gone(refused.to_string());
+        }
+        self.mine.insert(rec.id.clone(), rec);
+        self.write_node_file();
+        Answer::Started(placement)
+    }
+
+    /// Writes the node's run to its node file; a failed write is retried with the next.
+    fn write_node_file(&mut self) -> bool {
+        let Some(file) = &self.node else { return false };
+        let Some(rec) = self.mine.values().next() else {
+            return true;
+        };
+        match file.write(rec) {
+            Ok(()) => {
+                if self.warned {
+                    crate::ui::info("the run's node file is written again");
+                }
+                self.warned = false;
+                true
+            }
+            Err(e) => {
+                if !self.warned {
+                    crate::ui::warn(&format!(
+                        "could not write {} (retrying every second): {e}",
+                        file.path().display()
+                    ));
+                    self.warned = true;
+                }
+                false
+            }
+        }
+    }
+
+    /// On a node: changes apply to this process's copy, which is written whole.
+    fn write_node_changes(&mut self) {
+        let unwritten = std::mem::take(&mut self.unwritten);
+        for (id, change) in &unwritten {
+            if let Some(rec) = self.mine.get_mut(id) {
+                change(rec);
+            }
+        }
+        if !unwritten.is_empty() && !self.write_node_file() {
+            // Applied already; only the file write is pending.
+            self.unwritten
+                .push((unwritten[0].0.clone(), Box::new(|_: &mut RunRecord| {})));
         }
     }
 
@@ -375,6 +473,10 @@ impl Writer {
     /// Puts back this process's runs wherever the store's copy is not the one it wrote last
     /// (a store rebuilt from an older export after damage, say).
     fn verify(&mut self) {
+        if self.node.is_some() {
+            self.write_node_file();
+            return;
+        }
         let mine = self.mine.clone();
         let fixed = self.transact(|tx| {
             let mut fixed = Vec::new();
@@ -398,6 +500,9 @@ impl Writer {
     fn write_changes(&mut self) {
         if self.unwritten.is_empty() {
             return;
+        }
+        if self.node.is_some() {
+            return self.write_node_changes();
         }
         let unwritten = std::mem::take(&mut self.unwritten);
         let mine = self.mine.clone();
@@ -469,8 +574,7 @@ fn restore(tx: &mut Tx, mine: &HashMap<RunId, RunRecord>, all: bool) -> Vec<RunI
     restored
 }
 
-fn write_loop(store: Store, jobs: Receiver<Job>) {
-    let mut writer = Writer::new(store);
+fn write_loop(mut writer: Writer, jobs: Receiver<Job>) {
     let mut barriers: Vec<oneshot::Sender<()>> = Vec::new();
     loop {
         let waiting = !writer.unwritten.is_empty() || !barriers.is_empty();
@@ -562,7 +666,7 @@ mod tests {
         let (writer, jobs) = unbounded();
         let thread = {
             let store = store.clone();
-            std::thread::spawn(move || write_loop(store, jobs))
+            std::thread::spawn(move || write_loop(Writer::new(store), jobs))
         };
         // The store cannot be written: its home is replaced by a file.
         let home = dir.path().to_path_buf();

@@ -37,6 +37,11 @@ pub struct Settings {
     pub thermal: crate::thermal::Limits,
     /// `gpu.memoryLimitAction` is `stop`.
     pub stop_over_memory_limit: bool,
+    /// Inside a Slurm job: the run is this job's, Slurm's signals stop it, `backprop stop`
+    /// comes as a file in the run directory, and nothing waits on other processes.
+    pub node: Option<crate::slurm::node::NodeRole>,
+    /// Put before the script's command (`srun` for a multi-node job).
+    pub launcher: Vec<String>,
 }
 
 /// One pass over the waiting runs, asking for each in order.
@@ -245,7 +250,7 @@ impl Supervisor {
 
     /// Watches the home's wake file while runs wait (another process frees a slot or GPU).
     fn watch_for_wakes(&mut self, ctx: &mut Context<Self>) {
-        if self.wake.is_some() {
+        if self.wake.is_some() || self.settings.node.is_some() {
             return;
         }
         let addr = ctx.address();
@@ -346,6 +351,7 @@ impl Supervisor {
             echo_protocol: self.settings.echo_protocol,
             quiet: self.settings.quiet,
             stdout_to_stderr: self.settings.stdout_to_stderr,
+            launcher: self.settings.launcher.clone(),
             python_helper_dir: job
                 .spec
                 .options
@@ -386,9 +392,9 @@ impl Supervisor {
     }
 
     /// Every queued run ends `stopped` without having started.
-    fn drop_queue(&mut self) {
+    fn drop_queue(&mut self, cause: StopCause) {
         for job in std::mem::take(&mut self.queue) {
-            self.end_unstarted(&job.run_id, Status::Stopped, "user", EXIT_STOPPED);
+            self.end_unstarted(&job.run_id, Status::Stopped, cause.reason(), EXIT_STOPPED);
         }
     }
 
@@ -403,7 +409,36 @@ impl Supervisor {
         }
     }
 
+    /// SIGINT, SIGTERM or SIGHUP. On a Slurm node a SIGTERM without a `backprop stop` is
+    /// Slurm ending the job.
     fn interrupted(&mut self) {
+        let cause = match &self.settings.node {
+            Some(node) if !crate::slurm::node::stop_requested(&node.run_dir) => {
+                StopCause::SlurmEnded
+            }
+            _ => StopCause::User,
+        };
+        self.stop_all(cause);
+    }
+
+    /// Slurm's early warning: the time limit is near or the job is being preempted (told
+    /// apart by the time the job has left); the run stops gracefully, with a checkpoint.
+    fn warned(&mut self, ctx: &mut Context<Self>) {
+        let Some(node) = self.settings.node.clone() else {
+            return;
+        };
+        if !self.settings.quiet {
+            crate::ui::info("Slurm's early warning: stopping gracefully with a checkpoint");
+        }
+        let ask = tokio::task::spawn_blocking(move || {
+            crate::slurm::node::warning_cause(&node.job_id, node.signal_before)
+        });
+        ctx.spawn(ask.into_actor(self).map(|cause, act, _| {
+            act.stop_all(cause.ok().flatten().unwrap_or(StopCause::SlurmTimeLimit));
+        }));
+    }
+
+    fn stop_all(&mut self, cause: StopCause) {
         self.interrupts += 1;
         let force = self.interrupts > 1;
         if !self.settings.quiet {
@@ -413,18 +448,22 @@ impl Supervisor {
                 crate::ui::info("stopping gracefully (Ctrl-C again to kill at once)");
             }
         }
-        self.drop_queue();
+        self.drop_queue(cause);
         for (worker, _) in self.active.values() {
-            worker.do_send(Stop {
-                cause: StopCause::User,
-                force,
-            });
+            worker.do_send(Stop { cause, force });
         }
         self.finish_if_idle();
     }
 
     /// `backprop stop` from another terminal sets `stopRequested` and sends us SIGUSR2.
     fn check_stop_requests(&mut self, ctx: &mut Context<Self>) {
+        if let Some(node) = &self.settings.node {
+            // Written by `backprop stop` on the submitting side before it signals the job.
+            if self.interrupts == 0 && crate::slurm::node::stop_requested(&node.run_dir) {
+                self.stop_all(StopCause::User);
+            }
+            return;
+        }
         let store = self.store.clone();
         let ours: Vec<RunId> = self
             .active
@@ -569,6 +608,8 @@ impl Supervisor {
 enum Signalled {
     Interrupt,
     StopRequest,
+    /// Slurm's early-warning signal (`slurm.signal`).
+    SlurmWarning,
 }
 
 /// Another process freed a slot or a GPU.
@@ -594,6 +635,13 @@ impl Actor for Supervisor {
         ] {
             actix::spawn(listen(kind, || Signalled::Interrupt, addr.clone()));
         }
+        if let Some(node) = &self.settings.node {
+            actix::spawn(listen(
+                SignalKind::from_raw(node.warning as i32),
+                || Signalled::SlurmWarning,
+                addr.clone(),
+            ));
+        }
         actix::spawn(listen(
             SignalKind::user_defined2(),
             || Signalled::StopRequest,
@@ -611,6 +659,7 @@ impl Handler<Signalled> for Supervisor {
         match msg {
             Signalled::Interrupt => self.interrupted(),
             Signalled::StopRequest => self.check_stop_requests(ctx),
+            Signalled::SlurmWarning => self.warned(ctx),
         }
     }
 }

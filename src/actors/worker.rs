@@ -54,6 +54,8 @@ pub struct Attempt {
     pub gpu_watch: Option<GpuWatch>,
     /// Where to write `backprop_helper.py` for the script (`pythonHelper`), if anywhere.
     pub python_helper_dir: Option<PathBuf>,
+    /// Put before the script's command (`srun` for a multi-node Slurm job).
+    pub launcher: Vec<String>,
 }
 
 /// How the attempt went, for the supervisor to record with what comes next.
@@ -196,6 +198,7 @@ impl Worker {
         };
         let (program, args) = launch::command_line(&a.spec, a.resume_from.as_deref(), Some(legacy))
             .map_err(|e| e.to_string())?;
+        let (program, args) = launch::with_launcher(&a.launcher, program, args);
         let framework = launch::framework_for(&a.spec);
         let gpu_env = a.placement.env(framework);
         let timebox_file = self.timebox_file();

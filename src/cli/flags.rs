@@ -53,6 +53,12 @@ pub struct ConfigFlags {
     /// local | slurm
     #[arg(long)]
     pub executor: Option<String>,
+    /// Slurm: nodes per job (the script is launched with srun on all of them)
+    #[arg(long, value_name = "N")]
+    pub nodes: Option<u32>,
+    /// Slurm: tasks per node (the script is launched with srun, once per task)
+    #[arg(long, value_name = "N")]
+    pub ntasks_per_node: Option<u32>,
     /// Also pass the original backprop's --run-id ID --max-minutes N (scriptArgs: legacy)
     #[arg(long)]
     pub legacy_args: bool,
@@ -137,6 +143,12 @@ impl ConfigFlags {
             "--executor",
             "executor",
             self.executor.clone().map(Value::from),
+        );
+        f.add("--nodes", "slurm.nodes", self.nodes.map(Value::from));
+        f.add(
+            "--ntasks-per-node",
+            "slurm.ntasksPerNode",
+            self.ntasks_per_node.map(Value::from),
         );
         f.add(
             "--legacy-args",

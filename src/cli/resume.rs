@@ -131,7 +131,12 @@ fn claim(store: &Store, rec: &RunRecord) -> Result<(), CliError> {
     let me = crate::proc_info::me();
     let seq = crate::clock::queue_seq();
     store
-        .update_record(&rec.id, |r| lifecycle::reclaim(r, me.clone(), seq))?
+        .update_record(&rec.id, |r| {
+            lifecycle::reclaim(r, me.clone(), seq)?;
+            // Run here: no Slurm job is this attempt's.
+            r.slurm = None;
+            Ok::<(), lifecycle::Refused>(())
+        })?
         .map_err(|_| {
             CliError::usage(format!(
                 "run {} was just resumed by another backprop",

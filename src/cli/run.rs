@@ -3,11 +3,9 @@
 use super::Global;
 use super::common::{CliError, load_config, open_store, output, print_json, report_outcome};
 use super::flags::ConfigFlags;
-use crate::config::{Config, Executor};
 use crate::continuation::Plan;
 use crate::executor::new_runs::{NewRun, create_records, script_name, spec_for};
-use crate::executor::{self, Job, Launch, OnRefusal, Started};
-use crate::record::RunRecord;
+use crate::executor::{self, Job, Launch, OnRefusal, Started, on_node};
 use crate::runid::RunId;
 use clap::Args;
 use std::collections::BTreeMap;
@@ -46,15 +44,18 @@ pub struct RunArgs {
 }
 
 pub fn execute(global: &Global, args: RunArgs) -> Result<i32, CliError> {
+    // Inside the Slurm job a run was submitted to: the run as submitted, with the config it
+    // was submitted with (nothing is read again here, and the store is not opened).
+    if args.config.executor.as_deref() == Some("local")
+        && let Some(id) = &args.run_id
+        && let Some((job, run_dir)) = on_node::submitted_here(&super::common::home(), id)
+    {
+        let result = on_node::run(&super::common::home(), id, &job, &run_dir, output(global));
+        return Ok(result.exit_code);
+    }
     let loaded = load_config(global, args.config.flags()?)?;
     let config = &loaded.config;
     let executor = config.executor;
-    if executor == Executor::Local
-        && let Some(id) = &args.run_id
-        && let Some(rec) = crate::slurm::adopt(&open_store()?, id)?
-    {
-        return Ok(run_adopted(global, config, rec));
-    }
     let mut rest = args.args.clone();
     let script = match args.script.clone() {
         Some(script) => script,
@@ -115,21 +116,6 @@ pub fn execute(global: &Global, args: RunArgs) -> Result<i32, CliError> {
             Ok(0)
         }
     }
-}
-
-/// On a Slurm node: the attempt of a submitted run, with the spec stored when it was submitted.
-fn run_adopted(global: &Global, config: &Config, rec: RunRecord) -> i32 {
-    let slurm = rec.slurm.clone().unwrap_or_default();
-    let timebox = slurm
-        .max_run_seconds
-        .map(std::time::Duration::from_secs_f64);
-    let plan = Plan::once(rec.spec.options.max_restarts);
-    let mut job = Job::next_attempt(&rec, slurm.resume_from, timebox, plan);
-    // Slurm already admitted this job (`--array=...%P`); the node does not queue it again.
-    job.spec.options.max_parallel = u32::MAX;
-    let store = crate::store::Store::open_for_reading(&super::common::home());
-    let results = executor::local::run(&store, config, output(global), vec![job]);
-    report_outcome(global, &store, &rec.id, results)
 }
 
 pub fn current_dir() -> Result<PathBuf, CliError> {

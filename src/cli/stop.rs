@@ -44,7 +44,7 @@ pub fn execute(global: &Global, args: StopArgs) -> Result<i32, CliError> {
     }
     let ids = crate::stopping::request(&store, &active).map_err(|e| match e {
         crate::stopping::StopError::Store(e) => CliError::from(e),
-        crate::stopping::StopError::Slurm(message) => CliError::usage(message),
+        crate::stopping::StopError::Slurm(message) => CliError::with_code(1, message),
     })?;
     if args.no_wait {
         return Ok(0);

@@ -76,6 +76,18 @@ pub struct SlurmConfig {
     pub extra_args: Vec<String>,
     /// Added to the timebox + grace for the job's `--time`.
     pub time_margin: Seconds,
+    /// The early-warning signal Slurm sends backprop before the time limit or a preemption
+    /// (`--signal=B:<signal>@<signalBefore>`); it stops the run gracefully with a checkpoint.
+    pub signal: SignalName,
+    pub signal_before: Seconds,
+    /// A job stopped by the warning (or preempted) is requeued and resumes from its latest
+    /// checkpoint as a new attempt, at most `maxRequeues` times.
+    pub requeue: bool,
+    pub max_requeues: u32,
+    /// Nodes per job; with more than one (or `ntasksPerNode`), the script is launched with
+    /// `srun` so that every task gets the stop signal.
+    pub nodes: u32,
+    pub ntasks_per_node: Option<u32>,
 }
 
 impl Default for Config {
@@ -129,6 +141,12 @@ impl Default for SlurmConfig {
             qos: None,
             extra_args: Vec::new(),
             time_margin: Seconds::from_secs(5 * 60),
+            signal: SignalName(Signal::SIGUSR1),
+            signal_before: Seconds::from_secs(90),
+            requeue: true,
+            max_requeues: 3,
+            nodes: 1,
+            ntasks_per_node: None,
         }
     }
 }
@@ -319,6 +337,36 @@ pub(crate) const KEYS: &[KeySpec] = &[
     KeySpec {
         key: "slurm.timeMargin",
         expected: SECONDS,
+        env: EnvForm::Json,
+    },
+    KeySpec {
+        key: "slurm.signal",
+        expected: "a signal name like \"SIGUSR1\" (sent before the time limit or a preemption)",
+        env: EnvForm::Json,
+    },
+    KeySpec {
+        key: "slurm.signalBefore",
+        expected: SECONDS,
+        env: EnvForm::Json,
+    },
+    KeySpec {
+        key: "slurm.requeue",
+        expected: "true or false",
+        env: EnvForm::Json,
+    },
+    KeySpec {
+        key: "slurm.maxRequeues",
+        expected: "a whole number, at least 0",
+        env: EnvForm::Json,
+    },
+    KeySpec {
+        key: "slurm.nodes",
+        expected: "a whole number of nodes, at least 1",
+        env: EnvForm::Json,
+    },
+    KeySpec {
+        key: "slurm.ntasksPerNode",
+        expected: "a whole number of tasks per node, at least 1",
         env: EnvForm::Json,
     },
     KeySpec {

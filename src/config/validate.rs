@@ -73,5 +73,24 @@ pub(crate) fn validate(c: &Config, figment: &Figment) -> Result<(), ConfigError>
     if c.gpu.probe_timeout.duration().is_zero() {
         return fail("gpu.probeTimeout");
     }
+    if c.slurm.nodes == 0 {
+        return fail("slurm.nodes");
+    }
+    if c.slurm.ntasks_per_node == Some(0) {
+        return fail("slurm.ntasksPerNode");
+    }
+    if matches!(
+        c.slurm.signal.signal(),
+        Signal::SIGKILL | Signal::SIGSTOP | Signal::SIGCONT
+    ) {
+        return Err(invalid(
+            figment,
+            "slurm.signal",
+            "a signal backprop can catch, like \"SIGUSR1\" (not SIGKILL, SIGSTOP or SIGCONT)",
+        ));
+    }
+    if c.slurm.signal_before.duration().as_secs() > 65_535 {
+        return fail("slurm.signalBefore");
+    }
     Ok(())
 }

@@ -25,10 +25,13 @@ pub fn system_config(config: &Config, output: Output) -> SystemConfig {
             view: View::new(Mode::detect(output.quiet)),
             thermal: config.gpu.thermal(),
             stop_over_memory_limit: config.gpu.memory_limit_action == MemoryLimitAction::Stop,
+            node: None,
+            launcher: Vec::new(),
         },
         gpu_probe: config.gpu.probe,
         probe_timeout: config.gpu.probe_timeout.duration(),
         policy: policy_settings(config),
+        node: None,
     }
 }
 

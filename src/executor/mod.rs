@@ -4,6 +4,7 @@
 
 pub mod local;
 pub mod new_runs;
+pub mod on_node;
 
 use crate::config::{Config, Executor};
 use crate::continuation::Plan;

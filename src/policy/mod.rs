@@ -246,7 +246,7 @@ fn without_placement(count: u32, snapshot: &Snapshot, settings: &Settings) -> Op
 }
 
 /// Exactly what the allocation gave (nothing visible when it gave nothing).
-fn given_by_allocation(settings: &Settings) -> Placement {
+pub fn given_by_allocation(settings: &Settings) -> Placement {
     let devices: Vec<String> = match &settings.visible {
         Some(v) if !v.is_none() => v.entries().map(str::to_string).collect(),
         _ => Vec::new(),

@@ -101,6 +101,18 @@ pub struct SlurmJob {
     pub resume_from: Option<String>,
     /// Timebox of the submitted attempt, when it differs from the spec's.
     pub max_run_seconds: Option<f64>,
+    /// Why the job is pending, as squeue says (`Resources`, `PartitionTimeLimit`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending_reason: Option<String>,
+    /// Where the job runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<String>,
+    /// When the node last wrote the state this record took in (epoch ms).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_updated_ms: Option<u64>,
+    /// When Slurm last answered about this job (epoch ms).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checked_ms: Option<u64>,
 }
 
 /// One execution of the run's spec.

@@ -1,6 +1,6 @@
 //! Calling Slurm's commands, each bounded in time, with errors that say what to do.
 
-use super::states::{SacctRow, parse_sacct, parse_squeue};
+use super::states::{QueueRow, SacctRow, parse_sacct, parse_squeue};
 use crate::helper_command::{RunError, run_bounded};
 use std::collections::HashMap;
 use std::path::Path;
@@ -8,6 +8,10 @@ use std::process::Command;
 use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a status read (`squeue`, `sacct`) may take before the last known state is shown
+/// instead: `list` must not hang on a controller that does not answer.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum SlurmError {
@@ -18,14 +22,22 @@ pub enum SlurmError {
         command: &'static str,
         message: String,
     },
-    #[error("{0} did not answer within 30s; is slurmctld reachable?")]
-    TimedOut(&'static str),
+    #[error("{0} did not answer within {1:?}; is slurmctld reachable?")]
+    TimedOut(&'static str, Duration),
 }
 
 fn call(program: &'static str, args: &[&str]) -> Result<String, SlurmError> {
+    call_within(program, args, TIMEOUT)
+}
+
+fn call_within(
+    program: &'static str,
+    args: &[&str],
+    within: Duration,
+) -> Result<String, SlurmError> {
     let mut command = Command::new(program);
     command.args(args);
-    match run_bounded(&mut command, TIMEOUT) {
+    match run_bounded(&mut command, within) {
         Ok(out) if out.status.success() => Ok(String::from_utf8_lossy(&out.stdout).into_owned()),
         Ok(out) => {
             let text = String::from_utf8_lossy(if out.stderr.is_empty() {
@@ -51,7 +63,7 @@ fn call(program: &'static str, args: &[&str]) -> Result<String, SlurmError> {
             command: program,
             message: e.to_string(),
         }),
-        Err(RunError::TimedOut) => Err(SlurmError::TimedOut(program)),
+        Err(RunError::TimedOut) => Err(SlurmError::TimedOut(program, within)),
     }
 }
 
@@ -69,23 +81,35 @@ pub fn submit(script: &Path) -> Result<String, SlurmError> {
     Ok(id)
 }
 
-/// `scancel [--batch --signal=SIG] <job>`: with a signal, only the batch script's process
-/// (backprop on the node) gets it, so it stops the run gracefully.
-pub fn cancel(job_id: &str, signal: Option<&str>) -> Result<(), SlurmError> {
-    let mut args = Vec::new();
-    let flag;
+/// `scancel [--batch --signal=SIG] <jobs>`: with a signal, only the batch script's process
+/// (backprop on the node) gets it, so it stops the run gracefully. The exit status is not
+/// the verdict (scancel fails a whole call for one task in a state it cannot signal, yet
+/// signals the others): callers check the outcome with `squeue`.
+pub fn cancel(job_ids: &[String], signal: Option<&str>) -> Result<(), SlurmError> {
+    let mut args: Vec<String> = Vec::new();
     if let Some(signal) = signal {
-        flag = format!("--signal={signal}");
-        args.extend(["--batch", flag.as_str()]);
+        args.push("--batch".into());
+        args.push(format!("--signal={signal}"));
     }
-    args.push(job_id);
+    args.extend(job_ids.iter().cloned());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     call("scancel", &args).map(drop)
 }
 
-/// States of the jobs that are still queued or running (one line per array task).
-pub fn squeue(job_ids: &[String]) -> Result<HashMap<String, String>, SlurmError> {
+/// `scontrol requeue <job>`: the job goes back to pending and runs again from the start.
+pub fn requeue(job_id: &str) -> Result<(), SlurmError> {
+    call("scontrol", &["requeue", job_id]).map(drop)
+}
+
+/// The jobs that are still queued or running (one line per array task), with why a pending
+/// one waits and where a running one runs.
+pub fn squeue(job_ids: &[String]) -> Result<HashMap<String, QueueRow>, SlurmError> {
     let ids = job_ids.join(",");
-    match call("squeue", &["-h", "-r", "-o", "%i|%T", "-j", &ids]) {
+    match call_within(
+        "squeue",
+        &["-h", "-r", "-o", "%i|%T|%r|%N", "-j", &ids],
+        READ_TIMEOUT,
+    ) {
         Ok(out) => Ok(parse_squeue(&out)),
         // squeue refuses ids it has already forgotten: none of them is queued any more.
         Err(SlurmError::Refused { message, .. }) if message.contains("Invalid job id") => {
@@ -95,10 +119,16 @@ pub fn squeue(job_ids: &[String]) -> Result<HashMap<String, String>, SlurmError>
     }
 }
 
-/// Final states from accounting.
+/// The time this job has left (`squeue %L`), when the controller tells.
+pub fn time_left(job_id: &str) -> Option<Duration> {
+    let out = call_within("squeue", &["-h", "-j", job_id, "-o", "%L"], READ_TIMEOUT).ok()?;
+    super::states::parse_time(out.trim()).flatten()
+}
+
+/// Final states from accounting (`CANCELLED by 1000` keeps who).
 pub fn sacct(job_ids: &[String]) -> Result<HashMap<String, SacctRow>, SlurmError> {
     let ids = job_ids.join(",");
-    call(
+    call_within(
         "sacct",
         &[
             "-P",
@@ -108,6 +138,23 @@ pub fn sacct(job_ids: &[String]) -> Result<HashMap<String, SacctRow>, SlurmError
             "-j",
             &ids,
         ],
+        READ_TIMEOUT,
     )
     .map(|out| parse_sacct(&out))
+}
+
+/// The time limit of `partition`, or of the default partition when None (`None` inside:
+/// unlimited). None when sinfo does not say.
+pub fn partition_limit(partition: Option<&str>) -> Option<(String, Option<Duration>)> {
+    let out = call_within("sinfo", &["-h", "-o", "%P|%l"], READ_TIMEOUT).ok()?;
+    out.lines().find_map(|line| {
+        let (name, limit) = line.trim().split_once('|')?;
+        let default = name.ends_with('*');
+        let name = name.trim_end_matches('*');
+        let wanted = match partition {
+            Some(p) => p == name,
+            None => default,
+        };
+        wanted.then(|| Some((name.to_string(), super::states::parse_time(limit.trim())?)))?
+    })
 }

@@ -4,13 +4,16 @@
 //! `squeue` and `sacct` tell the state of jobs that backprop on the node could not record.
 
 mod client;
+pub mod node;
 mod script;
 mod states;
+pub mod stop;
 mod submit;
 mod sync;
 
-pub use client::{SlurmError, cancel, submit};
+pub use client::{SlurmError, cancel, requeue, submit};
+pub use node::NodeFile;
 pub use script::{JobScript, time_limit_minutes};
-pub use states::{Fate, SacctRow, fate, parse_sacct, parse_squeue};
-pub use submit::{SubmitError, adopt, submit_jobs};
+pub use states::{Fate, QueueRow, SacctRow, fate, parse_sacct, parse_squeue, parse_time};
+pub use submit::{SubmitError, submit_jobs};
 pub use sync::sync_records;

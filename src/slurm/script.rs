@@ -51,6 +51,28 @@ impl JobScript<'_> {
         if let Some(n) = self.gpus.filter(|n| *n > 0) {
             directive(format!("--gres=gpu:{n}"));
         }
+        let slurm = self.slurm;
+        directive(format!("--nodes={}", slurm.nodes.max(1)));
+        if let Some(n) = slurm.ntasks_per_node {
+            directive(format!("--ntasks-per-node={n}"));
+        }
+        // The early warning before the time limit or a preemption, to backprop only (B:): it
+        // stops the run gracefully with a checkpoint.
+        let signal = slurm.signal.signal().as_str().trim_start_matches("SIG");
+        directive(format!(
+            "--signal=B:{signal}@{}",
+            slurm.signal_before.duration().as_secs().max(1)
+        ));
+        directive(
+            if slurm.requeue {
+                "--requeue"
+            } else {
+                "--no-requeue"
+            }
+            .to_string(),
+        );
+        // A requeued job appends to its logs rather than starting them again.
+        directive("--open-mode=append".to_string());
         if array {
             directive(format!(
                 "--array=0-{}%{}",
@@ -97,6 +119,7 @@ mod tests {
             qos: Some("high".into()),
             extra_args: vec!["--mem=8G".into()],
             time_margin: crate::config::Seconds::from_secs(300),
+            ..SlurmConfig::default()
         }
     }
 
@@ -133,6 +156,10 @@ mod tests {
             "#SBATCH --partition=gpu",
             "#SBATCH --qos=high",
             "#SBATCH --mem=8G",
+            "#SBATCH --signal=B:USR1@90",
+            "#SBATCH --requeue",
+            "#SBATCH --open-mode=append",
+            "#SBATCH --nodes=1",
             "export BACKPROP_HOME='/shared/it'\\''s home'",
             "exec '/usr/bin/backprop' run --executor local --run-id \"${ids[0]}\"",
         ] {

@@ -5,8 +5,8 @@
 use super::{JobScript, SlurmError, time_limit_minutes};
 use crate::config::Config;
 use crate::executor::{Job, OnRefusal};
+use crate::record::SlurmJob;
 use crate::record::lifecycle;
-use crate::record::{RunRecord, SlurmJob};
 use crate::runid::RunId;
 use crate::store::{Store, StoreError};
 
@@ -92,6 +92,8 @@ fn submit_script(
         backprop: &backprop,
     }
     .render();
+    check_partition_limit(config, time_minutes)?;
+    write_submitted(store, config, jobs)?;
     let script = log_dir.join("slurm-job.sh");
     std::fs::write(&script, text).map_err(io("write", &script))?;
     let submitted = super::submit(&script);
@@ -99,6 +101,70 @@ fn submit_script(
         let _ = std::fs::remove_file(&script);
     }
     Ok(submitted?)
+}
+
+/// A job whose `--time` exceeds its partition's limit would pend for ever: refused here,
+/// with both numbers (best effort: when sinfo does not answer, Slurm judges).
+fn check_partition_limit(config: &Config, time_minutes: u64) -> Result<(), SlurmError> {
+    let extra = |flag: &str| {
+        config.slurm.extra_args.iter().rev().find_map(|a| {
+            a.strip_prefix(flag)
+                .and_then(|v| v.strip_prefix('='))
+                .map(str::to_string)
+        })
+    };
+    let partition = extra("--partition").or_else(|| config.slurm.partition.clone());
+    let asked = match extra("--time") {
+        Some(time) => match super::parse_time(&time) {
+            Some(Some(limit)) => limit.as_secs().div_ceil(60),
+            _ => return Ok(()),
+        },
+        None => time_minutes,
+    };
+    let Some((name, Some(limit))) = super::client::partition_limit(partition.as_deref()) else {
+        return Ok(());
+    };
+    let limit_minutes = limit.as_secs() / 60;
+    if asked > limit_minutes {
+        return Err(SlurmError::Refused {
+            command: "sbatch",
+            message: format!(
+                "the job needs --time={asked} minutes (timebox + grace period + slurm.timeMargin) but partition {name} allows at most {limit_minutes}; shorten the run (-m) or slurm.timeMargin, or choose another partition (slurm.partition)"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// What each run's node needs, in its run directory before the job can start: the record
+/// as submitted and the whole effective config (`--config` included), so nothing is read
+/// again on the node. A stop file left by an earlier stop no longer applies.
+fn write_submitted(store: &Store, config: &Config, jobs: &[Job]) -> Result<(), SubmitError> {
+    for job in jobs {
+        let run_dir = store.ensure_run_dir(&job.run_id)?;
+        let _ = std::fs::remove_file(run_dir.join(super::node::STOP_FILE));
+        let mut record = store.get(&job.run_id)?;
+        let slurm = SlurmJob {
+            resume_from: job.resume_from.clone(),
+            max_run_seconds: Some(job.timebox.as_secs_f64()),
+            ..SlurmJob::default()
+        };
+        lifecycle::or_log(lifecycle::submit_to_slurm(
+            &mut record,
+            slurm,
+            "submitted to Slurm",
+        ));
+        let submitted = super::node::Submitted {
+            record,
+            config: config.clone(),
+            resume_from: job.resume_from.clone(),
+            timebox_secs: job.timebox.as_secs_f64(),
+            spec: job.spec.clone(),
+        };
+        let path = super::node::submitted_path(&run_dir);
+        super::node::write_submitted(&run_dir, &submitted).map_err(io("write", &path))?;
+    }
+    Ok(())
 }
 
 fn record_submission(store: &Store, jobs: &[Job], job_id: &str) -> Result<(), StoreError> {
@@ -119,6 +185,7 @@ fn record_submission(store: &Store, jobs: &[Job], job_id: &str) -> Result<(), St
                 state: Some("PENDING".into()),
                 resume_from: job.resume_from.clone(),
                 max_run_seconds: Some(job.timebox.as_secs_f64()),
+                ..SlurmJob::default()
             };
             lifecycle::or_log(lifecycle::submit_to_slurm(&mut rec, slurm, &why));
             ex.put(&rec);
@@ -142,6 +209,9 @@ fn undo(store: &Store, ids: &[RunId], on_refusal: OnRefusal) {
             }
         }
     });
+    for id in ids {
+        let _ = std::fs::remove_file(super::node::submitted_path(&store.run_dir(id)));
+    }
     if on_refusal == OnRefusal::Remove {
         for id in ids {
             let _ = std::fs::remove_dir_all(store.run_dir(id));
@@ -150,23 +220,4 @@ fn undo(store: &Store, ids: &[RunId], on_refusal: OnRefusal) {
             let _ = std::fs::remove_dir_all(store.home().join("batches").join(&ids[0]));
         }
     }
-}
-
-/// On the node: takes over a run that was submitted to Slurm and is waiting for this job.
-/// Returns the record as it was claimed, or None when it is not a submitted run.
-pub fn adopt(store: &Store, id: &RunId) -> Result<Option<RunRecord>, StoreError> {
-    let me = crate::proc_info::me();
-    let host = me.host.clone();
-    store.update(|ex| {
-        let mut rec = ex.record(id).ok()?;
-        let unclaimed = rec.supervisor.as_ref().is_none_or(|s| {
-            crate::proc_info::liveness(s, &host) == crate::proc_info::Liveness::Dead
-        });
-        if rec.slurm.is_none() || !unclaimed {
-            return None;
-        }
-        lifecycle::adopt(&mut rec, me.clone()).ok()?;
-        ex.put(&rec);
-        Some(rec)
-    })
 }

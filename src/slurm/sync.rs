@@ -1,34 +1,46 @@
-//! Bringing the records of Slurm runs up to date with squeue and sacct: their job's state,
-//! and an end for runs whose job ended before backprop on the node could record it.
+//! Bringing the records of Slurm runs up to date on the submitting side: the node's own
+//! record of its run (its node file, in the run directory), the job's state, why it waits
+//! and where it runs from squeue, and from sacct the end of jobs whose node could not record
+//! it, or why Slurm ended them. Idempotent: two syncs at once, or one twice, change nothing
+//! more than one.
 
 use super::client;
-use super::states::{Fate, fate};
+use super::node::{self, NodeState};
+use super::states::{Fate, QueueRow, SacctRow, fate};
 use crate::clock::now_ms;
-use crate::proc_info::{self, Liveness};
+use crate::outcome::SLURM_ENDED;
 use crate::record::lifecycle;
 use crate::record::{RunRecord, Status};
 use crate::store::{Store, StoreError};
+use std::collections::HashMap;
+use std::sync::Mutex;
 
-/// Runs handed to Slurm that no live local process supervises, and finished runs whose job
-/// state was last seen as not final (so `list` ends up showing COMPLETED, TIMEOUT, ...).
-fn watched(rec: &RunRecord, host: &str) -> bool {
-    let Some(job) = &rec.slurm else { return false };
-    if !rec.status().is_active() {
-        return job
-            .state
-            .as_deref()
-            .is_some_and(|s| fate(s, true) == Fate::Stays);
-    }
-    rec.supervisor
-        .as_ref()
-        .is_none_or(|s| proc_info::liveness(s, host) != Liveness::Alive)
+/// Why the last sync of this process could not ask Slurm (its states are the last known).
+static STALE: Mutex<Option<String>> = Mutex::new(None);
+
+/// When the last sync could not reach Slurm: why (the states shown are the last known).
+pub fn stale() -> Option<String> {
+    STALE.lock().ok().and_then(|s| s.clone())
 }
 
-/// Updates the Slurm states of `all` that need it (best effort: a cluster that cannot be
-/// reached changes nothing); returns whether it changed the store.
+/// Runs handed to Slurm that are active, and ended ones whose job state was last seen as
+/// not final (their node may still write, and `list` ends up showing COMPLETED, TIMEOUT...).
+fn watched(rec: &RunRecord) -> bool {
+    let Some(job) = &rec.slurm else { return false };
+    if job.job_id.is_empty() {
+        return false;
+    }
+    rec.status().is_active()
+        || job
+            .state
+            .as_deref()
+            .is_some_and(|s| fate(s, true) == Fate::Stays)
+}
+
+/// Updates the Slurm runs among `all`; returns whether it changed the store. A cluster that
+/// cannot be reached leaves the states as they were (see [`stale`]) and warns once.
 pub fn sync_records(store: &Store, all: &[&RunRecord]) -> Result<bool, StoreError> {
-    let host = proc_info::hostname();
-    let records: Vec<&RunRecord> = all.iter().copied().filter(|r| watched(r, &host)).collect();
+    let records: Vec<&RunRecord> = all.iter().copied().filter(|r| watched(r)).collect();
     if records.is_empty() {
         return Ok(false);
     }
@@ -36,46 +48,307 @@ pub fn sync_records(store: &Store, all: &[&RunRecord]) -> Result<bool, StoreErro
         .iter()
         .filter_map(|r| r.slurm.as_ref().map(|s| s.job_id.clone()))
         .collect();
-    let Ok(queued) = client::squeue(&ids) else {
-        return Ok(false);
-    };
+    let answer = ask_slurm(&ids);
+    if let Err(why) = &answer {
+        let first = STALE.lock().map(|mut s| s.replace(why.clone()).is_none());
+        if first.unwrap_or(true) {
+            crate::ui::warn(&format!(
+                "{why}; Slurm states shown are the last known (stale)"
+            ));
+        }
+    }
+    let (queued, ended) = answer.unwrap_or_default();
+    let answered = !queued.is_empty() || !ended.is_empty() || stale().is_none();
+    let changed = store.update(|ex| {
+        let mut changed = false;
+        for old in &records {
+            let Ok(rec) = ex.record(&old.id) else {
+                continue;
+            };
+            if !watched(&rec) {
+                continue; // resumed elsewhere meanwhile
+            }
+            let run_dir = store.run_dir(&rec.id);
+            let node_state = node::read_node_state(&run_dir);
+            let now = now_ms();
+            let new = update(rec.clone(), node_state, &queued, &ended, answered, now);
+            if new != rec {
+                ex.put(&new);
+                changed = true;
+            }
+        }
+        changed
+    })?;
+    Ok(changed)
+}
+
+type Answer = (HashMap<String, QueueRow>, HashMap<String, SacctRow>);
+
+/// squeue for every job, sacct for the ones squeue no longer lists.
+fn ask_slurm(ids: &[String]) -> Result<Answer, String> {
+    let queued = client::squeue(ids).map_err(|e| e.to_string())?;
     let gone: Vec<String> = ids
         .iter()
         .filter(|id| !queued.contains_key(*id))
         .cloned()
         .collect();
     let ended = if gone.is_empty() {
-        Default::default()
+        HashMap::new()
     } else {
-        client::sacct(&gone).unwrap_or_default()
+        client::sacct(&gone).map_err(|e| e.to_string())?
     };
-    store.update(|ex| {
-        for old in &records {
-            let Ok(mut rec) = ex.record(&old.id) else {
-                continue;
-            };
-            if !watched(&rec, &host) {
-                continue; // it finished (or was resumed) meanwhile
+    if let Ok(mut stale) = STALE.lock() {
+        *stale = None;
+    }
+    Ok((queued, ended))
+}
+
+/// The record after a sync: the node's newer state taken in, then what Slurm says.
+pub fn update(
+    mut rec: RunRecord,
+    node_state: Option<NodeState>,
+    queued: &HashMap<String, QueueRow>,
+    ended: &HashMap<String, SacctRow>,
+    answered: bool,
+    now: u64,
+) -> RunRecord {
+    let Some(mut job) = rec.slurm.clone() else {
+        return rec;
+    };
+    if let Some(state) = node_state
+        .filter(|s| s.job_id == job.job_id && s.updated_ms > job.node_updated_ms.unwrap_or(0))
+    {
+        // The node is the one writer of its run: its record counts, under this job.
+        job.node_updated_ms = Some(state.updated_ms);
+        rec = state.record;
+    }
+    let started = job.node_updated_ms.is_some() || rec.status() != Status::Queued;
+    if let Some(row) = queued.get(&job.job_id) {
+        job.state = Some(row.state.clone());
+        job.pending_reason = row.reason.clone().filter(|_| row.state == "PENDING");
+        job.nodes = row.nodes.clone();
+        job.checked_ms = Some(now);
+    } else if let Some(row) = ended.get(&job.job_id) {
+        job.state = Some(row.state.clone());
+        job.pending_reason = None;
+        job.checked_ms = Some(now);
+        if rec.status().is_active() {
+            if let Fate::End { status, reason } = fate(&row.state, started) {
+                let reason = slurm_reason(row).unwrap_or(reason);
+                lifecycle::or_log(lifecycle::slurm_ended(&mut rec, status, &reason, now));
             }
-            let Some(job) = rec.slurm.clone() else {
-                continue;
-            };
-            let state = queued
-                .get(&job.job_id)
-                .cloned()
-                .or_else(|| ended.get(&job.job_id).map(|row| row.state.clone()));
-            let Some(state) = state else { continue };
-            if let Some(slurm) = rec.slurm.as_mut() {
-                slurm.state = Some(state.clone());
-            }
-            let started = rec.status() != Status::Queued;
-            if rec.status().is_active()
-                && let Fate::End { status, reason } = fate(&state, started)
-            {
-                lifecycle::or_log(lifecycle::slurm_ended(&mut rec, status, &reason, now_ms()));
-            }
-            ex.put(&rec);
+        } else if rec.reason.as_deref() == Some(SLURM_ENDED)
+            && let Some(reason) = slurm_reason(row)
+        {
+            refine_reason(&mut rec, &reason);
         }
-    })?;
-    Ok(true)
+    } else if answered {
+        job.pending_reason = None;
+    }
+    rec.slurm = Some(job);
+    rec
+}
+
+/// Why Slurm ended a job, in the words of the record: `slurm: timeout`, `slurm: preempted`,
+/// `slurm: node_fail`, `slurm: cancelled by <user>`.
+fn slurm_reason(row: &SacctRow) -> Option<String> {
+    let reason = match row.state.as_str() {
+        "TIMEOUT" => "slurm: timeout".to_string(),
+        "PREEMPTED" => "slurm: preempted".to_string(),
+        "NODE_FAIL" => "slurm: node_fail".to_string(),
+        "CANCELLED" => match &row.by {
+            Some(uid) => format!("slurm: cancelled by {}", user_name(uid)),
+            None => "slurm: cancelled".to_string(),
+        },
+        _ => return None,
+    };
+    Some(reason)
+}
+
+/// A uid as a user name, when this host knows it.
+fn user_name(uid: &str) -> String {
+    uid.parse::<u32>()
+        .ok()
+        .and_then(|n| nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(n)).ok())
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| uid.to_string())
+}
+
+/// The node only knew Slurm ended the job; accounting says why.
+fn refine_reason(rec: &mut RunRecord, reason: &str) {
+    rec.reason = Some(reason.to_string());
+    if let Some(attempt) = rec.attempts.last_mut()
+        && attempt.reason.as_deref() == Some(SLURM_ENDED)
+    {
+        attempt.reason = Some(reason.to_string());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::lifecycle::{AttemptEnd, AttemptStart};
+    use crate::record::{RunSpec, SlurmJob};
+    use crate::runid::RunId;
+
+    fn submitted(job: &str) -> RunRecord {
+        let mut rec = RunRecord::new(
+            RunId::parse("r").unwrap(),
+            "r".into(),
+            RunSpec::default(),
+            1,
+        );
+        lifecycle::submit_to_slurm(
+            &mut rec,
+            SlurmJob {
+                job_id: job.into(),
+                state: Some("PENDING".into()),
+                ..Default::default()
+            },
+            "submitted",
+        )
+        .unwrap();
+        rec
+    }
+
+    fn node(rec: &RunRecord, job: &str, at: u64) -> NodeState {
+        NodeState {
+            record: rec.clone(),
+            job_id: job.into(),
+            updated_ms: at,
+            requeues: 0,
+        }
+    }
+
+    fn row(state: &str, reason: Option<&str>) -> HashMap<String, QueueRow> {
+        HashMap::from([(
+            "7".to_string(),
+            QueueRow {
+                state: state.into(),
+                reason: reason.map(str::to_string),
+                nodes: (state == "RUNNING").then(|| "n1".into()),
+            },
+        )])
+    }
+
+    fn running(mut rec: RunRecord) -> RunRecord {
+        lifecycle::admit(&mut rec, AttemptStart::default(), 5).unwrap();
+        rec
+    }
+
+    #[test]
+    fn a_pending_job_shows_why_and_a_running_one_where() {
+        let rec = submitted("7");
+        let none = HashMap::new();
+        let pending = update(
+            rec.clone(),
+            None,
+            &row("PENDING", Some("PartitionTimeLimit")),
+            &none,
+            true,
+            9,
+        );
+        let job = pending.slurm.unwrap();
+        assert_eq!(job.pending_reason.as_deref(), Some("PartitionTimeLimit"));
+        assert_eq!(job.checked_ms, Some(9));
+        let on_node = running(rec.clone());
+        let now = update(
+            rec,
+            Some(node(&on_node, "7", 100)),
+            &row("RUNNING", None),
+            &none,
+            true,
+            9,
+        );
+        assert_eq!(now.status(), Status::Running);
+        assert_eq!(now.slurm.as_ref().unwrap().nodes.as_deref(), Some("n1"));
+        assert_eq!(now.slurm.unwrap().node_updated_ms, Some(100));
+    }
+
+    #[test]
+    fn the_node_state_counts_only_when_newer_and_of_this_job() {
+        let rec = submitted("7");
+        let on_node = running(rec.clone());
+        let none = HashMap::new();
+        let ended = HashMap::new();
+        let other_job = update(
+            rec.clone(),
+            Some(node(&on_node, "6", 100)),
+            &none,
+            &ended,
+            false,
+            9,
+        );
+        assert_eq!(other_job.status(), Status::Queued);
+        let taken = update(rec, Some(node(&on_node, "7", 100)), &none, &ended, false, 9);
+        // Syncing again with the same (or an older) state changes nothing.
+        let again = update(
+            taken.clone(),
+            Some(node(&rec_queued(), "7", 100)),
+            &none,
+            &ended,
+            false,
+            9,
+        );
+        assert_eq!(again, taken);
+    }
+
+    fn rec_queued() -> RunRecord {
+        submitted("7")
+    }
+
+    #[test]
+    fn a_job_slurm_ended_gets_the_reason_from_accounting() {
+        let mut on_node = running(submitted("7"));
+        let end = AttemptEnd {
+            status: Status::Stopped,
+            reason: SLURM_ENDED.into(),
+            exit_code: None,
+            signal: None,
+        };
+        lifecycle::finish(&mut on_node, &end, 20).unwrap();
+        let ended = HashMap::from([(
+            "7".to_string(),
+            SacctRow {
+                state: "CANCELLED".into(),
+                by: Some("0".into()),
+                exit_code: Some(0),
+                signal: Some(15),
+            },
+        )]);
+        let mut rec = submitted("7");
+        rec.slurm.as_mut().unwrap().state = Some("RUNNING".into());
+        let now = update(
+            rec,
+            Some(node(&on_node, "7", 30)),
+            &HashMap::new(),
+            &ended,
+            true,
+            40,
+        );
+        assert_eq!(now.reason.as_deref(), Some("slurm: cancelled by root"));
+        assert_eq!(
+            now.attempts[0].reason.as_deref(),
+            Some("slurm: cancelled by root")
+        );
+        assert_eq!(now.status(), Status::Stopped);
+    }
+
+    #[test]
+    fn a_job_that_died_with_its_run_is_lost_with_slurms_reason() {
+        let rec = running(submitted("7"));
+        let ended = HashMap::from([(
+            "7".to_string(),
+            SacctRow {
+                state: "TIMEOUT".into(),
+                by: None,
+                exit_code: Some(0),
+                signal: Some(9),
+            },
+        )]);
+        let now = update(rec, None, &HashMap::new(), &ended, true, 40);
+        assert_eq!(now.status(), Status::Lost);
+        assert_eq!(now.reason.as_deref(), Some("slurm: timeout"));
+    }
 }
