@@ -51,11 +51,23 @@ function el(tag, attributes = {}, ...children) {
     else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
     else node.setAttribute(key, value === true ? "" : value);
   }
-  for (const child of children.flat()) {
+  return appendAll(node, children);
+}
+
+// Children as `el` takes them: nested lists flattened, null/undefined/false left out, other
+// values as text.
+function appendAll(node, children) {
+  for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined || child === false) continue;
     node.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
   return node;
+}
+
+// Replaces a node's children, taking them as `el` does.
+function fill(node, ...children) {
+  node.replaceChildren();
+  return appendAll(node, children);
 }
 
 const SVG = "http://www.w3.org/2000/svg";
@@ -281,7 +293,7 @@ function route() {
   stopView();
   showNotice("");
   const main = document.getElementById("view");
-  main.replaceChildren();
+  fill(main);
   const hash = decodeURIComponent(location.hash.replace(/^#\/?/, ""));
   const [kind, ...rest] = hash.split("/");
   const id = rest.join("/");
@@ -394,7 +406,7 @@ function tableView(main) {
   }
 
   function render() {
-    tbody.replaceChildren();
+    fill(tbody);
     rows.clear();
     for (const run of records) {
       const tr = row(run);
@@ -465,11 +477,11 @@ function runView(main, id) {
 
   function renderRecord() {
     const r = state.record;
-    title.replaceChildren(el("span", { text: r.name || r.id }), statusBadge(r.status), actionButtons(r, refresh));
+    fill(title, el("span", { text: r.name || r.id }), statusBadge(r.status), actionButtons(r, refresh));
     const spec = r.spec || {};
     const command = [spec.interpreter, spec.program, ...(spec.args || [])].filter(Boolean).join(" ");
     const fact = (k, v) => [el("dt", { text: k }), el("dd", {}, v)];
-    facts.replaceChildren(
+    fill(facts,
       ...fact("id", r.id),
       ...fact("status", r.status + (r.reason ? " (" + r.reason + ")" : "")),
       ...fact("command", command || r.scriptPath || "-"),
@@ -482,7 +494,7 @@ function runView(main, id) {
       ...fact("started", timeText(r.startTime)),
       ...fact("ended", timeText(r.endTime)),
       ...(r.slurm ? fact("slurm job", r.slurm.jobId + " " + (r.slurm.state || "?")) : []));
-    attempts.replaceChildren(el("table", { id: "attempts" },
+    fill(attempts, el("table", { id: "attempts" },
       el("thead", {}, el("tr", {}, ["#", "Status", "Reason", "Exit", "Started", "Ended", "Active", "Step", "Loss", "GPUs", "Resumed from"].map((h) => el("th", { text: h })))),
       el("tbody", {}, (r.attempts || []).map((a) => el("tr", {},
         el("td", { text: a.number }),
@@ -497,7 +509,7 @@ function runView(main, id) {
         el("td", { text: (a.gpus || []).join(",") || "-" }),
         el("td", { text: a.resumedFrom || "-" }))))));
     const list = r.checkpoints || [];
-    checkpoints.replaceChildren(list.length
+    fill(checkpoints, list.length
       ? el("ol", { id: "checkpoints" }, list.map((c) => el("li", { text: c + (c === r.lastCheckpoint ? "  (latest)" : "") })))
       : el("p", { class: "muted", text: "none yet" }));
   }
@@ -528,10 +540,10 @@ function runView(main, id) {
 
   function drawCharts() {
     if (!state.names.length) {
-      charts.replaceChildren(el("p", { class: "muted", text: "no metrics reported yet" }));
+      fill(charts, el("p", { class: "muted", text: "no metrics reported yet" }));
       return;
     }
-    charts.replaceChildren(...state.names.map((name) => {
+    fill(charts, ...state.names.map((name) => {
       const s = state.series.get(name) || { points: [] };
       const boundaries = [];
       let attempt = null;
@@ -610,7 +622,7 @@ function batchView(main, id) {
     const runs = state.runs;
     const active = runs.filter((r) => ACTIVE.has(r.status)).length;
     stopButton.hidden = active === 0;
-    table.replaceChildren(
+    fill(table,
       el("p", { class: "count", text: runs.length + " runs, " + active + " active" }),
       el("table", { id: "batch-runs" },
         el("thead", {}, el("tr", {}, ["#", "Run", "Name", "Status", "Params", "Step", "Loss", "Active"].map((h) => el("th", { text: h })))),
@@ -630,11 +642,11 @@ function batchView(main, id) {
   // it was promoted.
   function renderRungs() {
     const searched = state.runs.filter((r) => r.search && typeof r.search === "object");
-    if (!searched.length) { rungs.replaceChildren(); return; }
+    if (!searched.length) { fill(rungs); return; }
     const rungCount = Math.max(0, ...searched.map((r) => (r.search.rungs || []).reduce((m, g) => Math.max(m, (g.rung ?? 0) + 1), 0)));
     const rungNumbers = Array.from({ length: rungCount }, (_, i) => i);
     const ordered = [...searched].sort((a, b) => (a.search.position ?? 1e9) - (b.search.position ?? 1e9));
-    rungs.replaceChildren(el("h2", { text: "Search rungs" }), el("table", { id: "rungs" },
+    fill(rungs, el("h2", { text: "Search rungs" }), el("table", { id: "rungs" },
       el("thead", {}, el("tr", {}, ["Position", "Run", "Status", ...rungNumbers.map((n) => "Rung " + n), "Promoted to", "End"].map((h) => el("th", { text: h })))),
       el("tbody", {}, ordered.map((r) => {
         const byRung = new Map((r.search.rungs || []).map((g) => [g.rung, g]));
@@ -674,7 +686,7 @@ function batchView(main, id) {
   async function drawCharts() {
     const runs = state.runs.slice(0, OVERLAID);
     const names = metricNames(runs);
-    if (!names.length) { charts.replaceChildren(el("p", { class: "muted", text: "no metrics reported yet" })); return; }
+    if (!names.length) { fill(charts, el("p", { class: "muted", text: "no metrics reported yet" })); return; }
     const boxes = [];
     for (const name of names) {
       const series = [];
@@ -686,7 +698,7 @@ function batchView(main, id) {
       chart.setAttribute("data-metric", name);
       boxes.push(chartBox(name, chart, legendOf(series)));
     }
-    charts.replaceChildren(...boxes);
+    fill(charts, ...boxes);
     if (state.runs.length > OVERLAID) charts.append(el("p", { class: "muted", text: "the best " + OVERLAID + " of " + state.runs.length + " runs are drawn" }));
   }
 
@@ -720,16 +732,19 @@ function gpuView(main) {
   const cards = el("div", { class: "gpus", id: "gpus" });
   main.append(el("h1", { text: "GPUs" }), summary, el("h2", { text: "Each GPU over the last minutes" }), cards);
 
-  const ago = (now) => (t) => {
-    const s = Math.round((t - now) / 1000);
-    return s === 0 ? "now" : (s / 60).toFixed(s % 60 === 0 ? 0 : 1) + "m";
+  // Tick labels relative to the latest sample: seconds over a short history, else minutes.
+  const ago = (now, spanMs) => (t) => {
+    const s = (t - now) / 1000;
+    if (Math.abs(s) < 0.05) return "now";
+    if (spanMs < 20000) return s.toFixed(1) + "s";
+    return spanMs < 180000 ? Math.round(s) + "s" : (s / 60).toFixed(Math.round(s) % 60 === 0 ? 0 : 1) + "m";
   };
 
   function render() {
     const latest = state.samples[state.samples.length - 1];
     const status = state.status;
     const probe = status ? status.gpuProbe : null;
-    summary.replaceChildren(
+    fill(summary,
       el("div", { class: "row" },
         el("span", {}, "CPU load ", el("b", { text: latest ? latest.loadPerCore.toFixed(2) : "-" }), " per core"),
         el("span", {}, "RAM free ", el("b", { text: latest ? latest.freeRamGB.toFixed(1) + " GB" : "-" })),
@@ -739,18 +754,18 @@ function gpuView(main) {
       probe && probe.note ? el("p", { class: "muted", text: probe.note }) : null);
     const gpus = latest ? latest.gpus : [];
     if (!gpus.length) {
-      cards.replaceChildren(el("p", { class: "muted", text: "No GPUs found; runs use the CPU." }));
+      fill(cards, el("p", { class: "muted", text: "No GPUs found; runs use the CPU." }));
       return;
     }
     const now = latest.time;
     const holders = new Map(((status && status.gpus) || []).map((g) => [g.index, g.runs || []]));
-    cards.replaceChildren(...gpus.map((g) => {
+    fill(cards, ...gpus.map((g) => {
       const history = (field) => state.samples.map((s) => {
         const one = s.gpus.find((x) => x.index === g.index);
         return [s.time, one ? one[field] : null];
       });
       const mini = (title, points, options) => chartBox(title,
-        lineChart([{ label: title, points }], Object.assign({ width: 260, height: 150, xFormat: ago(now) }, options)));
+        lineChart([{ label: title, points }], Object.assign({ width: 260, height: 150, xFormat: ago(now, now - (state.samples[0] ? state.samples[0].time : now)) }, options)));
       const total = g.memoryTotalMb;
       const runs = holders.get(g.index) || [];
       return el("div", { class: "panel gpu", "data-gpu": g.index },
