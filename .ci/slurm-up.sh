@@ -109,6 +109,8 @@ SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
+# A requeued job may start again once its credential expires (120 s by default).
+AuthInfo=cred_expire=10
 SlurmctldPort=6817
 SlurmdPort=6818
 StateSaveLocation=$BASE/state
@@ -146,6 +148,7 @@ AccountingStorageTRES=gres/gpu
 GresTypes=gpu
 NodeName=$NODE$node_line Gres=gpu:1 State=UNKNOWN
 PartitionName=debug Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
+PartitionName=short Nodes=$NODE Default=NO MaxTime=5 State=UP
 EOF
 )
 gres="NodeName=$NODE Name=gpu File=$GPU_DEV"

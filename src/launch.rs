@@ -129,6 +129,16 @@ pub fn command_line(
     Ok((program, args))
 }
 
+/// What the script's command runs under: nothing for a local run; `srun` for a multi-task
+/// Slurm job, whose tasks get the graceful stop through Slurm (`slurm_job`), because srun
+/// turns a SIGTERM it receives itself into SIGKILL for every task.
+#[derive(Clone, Debug, Default)]
+pub struct Launcher {
+    pub prefix: Vec<String>,
+    /// The job whose srun steps get the stop signal (`scancel --signal`).
+    pub slurm_job: Option<String>,
+}
+
 /// The command with `launcher` (e.g. `srun --kill-on-bad-exit=1`) before it.
 pub fn with_launcher(
     launcher: &[String],

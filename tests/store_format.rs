@@ -7,22 +7,29 @@ use common::*;
 use serde_json::{Map, Value};
 use std::path::Path;
 
-fn fixture(name: &str) -> Map<String, Value> {
+/// The fixture's experiments.json as this checkout sees it: the 0.1 store was written in a
+/// checkout at /work/main with runs working in /tmp/fx/work; both are put where they are here.
+fn fixture_text(name: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(name)
         .join("experiments.json");
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    let text = std::fs::read_to_string(path).unwrap();
+    std::fs::create_dir_all(FIXTURE_WORK).unwrap();
+    text.replace("/work/main/", concat!(env!("CARGO_MANIFEST_DIR"), "/"))
+}
+
+/// The working directory the fixture's runs were started in (created when missing).
+const FIXTURE_WORK: &str = "/tmp/fx/work";
+
+fn fixture(name: &str) -> Map<String, Value> {
+    serde_json::from_str(&fixture_text(name)).unwrap()
 }
 
 /// A home holding the fixture's experiments.json, as a user upgrading would have it.
 fn home_with(env: &Env, name: &str) {
     std::fs::create_dir_all(env.home_path()).unwrap();
-    let source = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-        .join("experiments.json");
-    std::fs::copy(source, env.experiments_path()).unwrap();
+    std::fs::write(env.experiments_path(), fixture_text(name)).unwrap();
 }
 
 fn listed(env: &Env) -> Vec<Value> {

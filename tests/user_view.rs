@@ -16,8 +16,7 @@ fn tmux_available() -> bool {
 
 #[test]
 fn on_a_terminal_the_live_line_updates_under_the_scripts_output() {
-    if !tmux_available() {
-        eprintln!("SKIPPED: tmux is not installed (.ci/run installs it)");
+    if !prerequisite(tmux_available(), "tmux", ".ci/run installs it") {
         return;
     }
     let env = Env::new();

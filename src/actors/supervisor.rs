@@ -40,8 +40,8 @@ pub struct Settings {
     /// Inside a Slurm job: the run is this job's, Slurm's signals stop it, `backprop stop`
     /// comes as a file in the run directory, and nothing waits on other processes.
     pub node: Option<crate::slurm::node::NodeRole>,
-    /// Put before the script's command (`srun` for a multi-node job).
-    pub launcher: Vec<String>,
+    /// What the script's command runs under (`srun` for a multi-task Slurm job).
+    pub launcher: crate::launch::Launcher,
 }
 
 /// One pass over the waiting runs, asking for each in order.

@@ -54,8 +54,8 @@ pub struct Attempt {
     pub gpu_watch: Option<GpuWatch>,
     /// Where to write `backprop_helper.py` for the script (`pythonHelper`), if anywhere.
     pub python_helper_dir: Option<PathBuf>,
-    /// Put before the script's command (`srun` for a multi-node Slurm job).
-    pub launcher: Vec<String>,
+    /// What the script's command runs under (`srun` for a multi-task Slurm job).
+    pub launcher: launch::Launcher,
 }
 
 /// How the attempt went, for the supervisor to record with what comes next.
@@ -198,7 +198,7 @@ impl Worker {
         };
         let (program, args) = launch::command_line(&a.spec, a.resume_from.as_deref(), Some(legacy))
             .map_err(|e| e.to_string())?;
-        let (program, args) = launch::with_launcher(&a.launcher, program, args);
+        let (program, args) = launch::with_launcher(&a.launcher.prefix, program, args);
         let framework = launch::framework_for(&a.spec);
         let gpu_env = a.placement.env(framework);
         let timebox_file = self.timebox_file();
@@ -365,13 +365,32 @@ impl Worker {
         if self.kill_timer.is_some() {
             return; // already in the grace period
         }
-        signal_group(self.pid, self.attempt.spec.options.stop_signal.signal());
+        self.deliver_stop_signal();
         self.kill_timer = Some(ctx.run_later(self.attempt.spec.options.grace, |act, _| {
             if act.exit.is_none() {
                 tracing::info!("grace period over for run {}: SIGKILL", act.attempt.run_id);
                 signal_group(act.pid, Signal::SIGKILL);
             }
         }));
+    }
+
+    /// The graceful stop signal to the script's process group, or through Slurm to the
+    /// tasks of the srun it runs under (the group's own signal when that fails).
+    fn deliver_stop_signal(&self) {
+        let signal = self.attempt.spec.options.stop_signal.signal();
+        let pid = self.pid;
+        match self.attempt.launcher.slurm_job.clone() {
+            None => signal_group(pid, signal),
+            Some(job) => {
+                std::thread::spawn(move || match crate::slurm::signal_steps(&job, signal) {
+                    Ok(n) if n > 0 => {}
+                    answer => {
+                        tracing::info!("no srun step signalled ({answer:?}); signalling the group");
+                        signal_group(pid, signal);
+                    }
+                });
+            }
+        }
     }
 
     fn update(&self, change: impl Fn(&mut crate::record::RunRecord) + Send + 'static) {

@@ -87,6 +87,7 @@ pub fn execute(global: &Global, args: ListArgs) -> Result<i32, CliError> {
     let on_slurm = rows.iter().any(|r| r.slurm.is_some());
     if on_slurm {
         headers.push("SLURM");
+        with_where_and_why(&store, &mut rows);
     }
     let cells: Vec<Vec<String>> = rows.iter().map(|r| cells(r, on_slurm)).collect();
     out::line(&table::render_with_status(&headers, &cells, colour));
@@ -153,6 +154,24 @@ fn since(text: &str, now_ms: u64) -> Result<u64, CliError> {
         })
 }
 
+/// Why a pending job waits and where a running one runs are in the record only (not in the
+/// list's index); the few live Slurm jobs are read whole.
+fn with_where_and_why(store: &crate::store::Store, rows: &mut [ListRow]) {
+    for row in rows.iter_mut() {
+        let live = row
+            .slurm
+            .as_ref()
+            .and_then(|j| j.state.as_deref())
+            .is_some_and(|s| matches!(s, "PENDING" | "RUNNING"));
+        if live
+            && let Ok(id) = crate::runid::RunId::parse(&row.id)
+            && let Ok(rec) = store.get(&id)
+        {
+            row.slurm = rec.slurm;
+        }
+    }
+}
+
 fn cells(r: &ListRow, with_slurm: bool) -> Vec<String> {
     let mut cells = vec![
         r.id.clone(),
@@ -176,12 +195,23 @@ pub fn sort_newest_first(records: &mut [RunRecord]) {
     records.sort_by_key(|r| std::cmp::Reverse(r.created_time.max(r.start_time.unwrap_or(0))));
 }
 
-/// `1234 RUNNING` for a run handed to Slurm.
+/// `1234 RUNNING on node7` or `1235 PENDING (Resources)` for a run handed to Slurm, marked
+/// `(stale)` when Slurm could not be asked just now.
 pub fn slurm_text(job: Option<&crate::record::SlurmJob>) -> String {
-    match job {
-        Some(job) => format!("{} {}", job.job_id, job.state.as_deref().unwrap_or("?")),
-        None => "-".into(),
+    let Some(job) = job else {
+        return "-".into();
+    };
+    let state = job.state.as_deref().unwrap_or("?");
+    let mut text = format!("{} {state}", job.job_id);
+    match (state, &job.pending_reason, &job.nodes) {
+        ("PENDING", Some(reason), _) if reason != "None" => text.push_str(&format!(" ({reason})")),
+        ("RUNNING", _, Some(nodes)) if !nodes.is_empty() => text.push_str(&format!(" on {nodes}")),
+        _ => {}
     }
+    if crate::slurm::stale().is_some() {
+        text.push_str(" (stale)");
+    }
+    text
 }
 
 #[cfg(test)]
@@ -198,5 +228,24 @@ mod tests {
             1_796_000_400_000
         );
         assert!(since("yesterday-ish", now).is_err());
+    }
+
+    #[test]
+    fn the_slurm_column_says_why_a_job_waits_and_where_it_runs() {
+        let job =
+            |state: &str, reason: Option<&str>, nodes: Option<&str>| crate::record::SlurmJob {
+                job_id: "7".into(),
+                state: Some(state.into()),
+                pending_reason: reason.map(str::to_string),
+                nodes: nodes.map(str::to_string),
+                ..Default::default()
+            };
+        let pending = job("PENDING", Some("PartitionTimeLimit"), None);
+        assert_eq!(slurm_text(Some(&pending)), "7 PENDING (PartitionTimeLimit)");
+        let running = job("RUNNING", None, Some("node3"));
+        assert_eq!(slurm_text(Some(&running)), "7 RUNNING on node3");
+        let done = job("COMPLETED", None, Some("node3"));
+        assert_eq!(slurm_text(Some(&done)), "7 COMPLETED");
+        assert_eq!(slurm_text(None), "-");
     }
 }

@@ -14,6 +14,7 @@ mod queue;
 mod resume;
 mod run;
 mod serve;
+mod slurm_wait;
 mod status;
 mod stop;
 mod table;

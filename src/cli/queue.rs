@@ -45,7 +45,8 @@ pub struct QueueArgs {
     /// Active time one run may spend over all its rounds
     #[arg(long, value_name = "MIN")]
     pub max_total_minutes: Option<String>,
-    /// Refuse runs at once (status rejected) instead of waiting for resources
+    /// Refuse runs at once (status rejected) instead of waiting for resources; with the
+    /// slurm executor, return once the batch is submitted instead of waiting for it to end
     #[arg(long)]
     pub no_wait: bool,
 }
@@ -174,16 +175,29 @@ pub fn execute(global: &Global, args: QueueArgs) -> Result<i32, CliError> {
             Ok(exit_code(&results))
         }
         Started::Submitted { job_id } => {
-            if global.json {
-                print_json(&json!({"batchId": batch_id, "slurmJobId": job_id, "runs": ids}));
-            } else {
-                out::line(&format!(
-                    "batch {batch_id}: {} runs submitted to Slurm as array job {job_id} (at most {} at once)",
+            if args.no_wait {
+                if global.json {
+                    print_json(&json!({"batchId": batch_id, "slurmJobId": job_id, "runs": ids}));
+                } else {
+                    out::line(&format!(
+                        "batch {batch_id}: {} runs submitted to Slurm as array job {job_id} (at most {} at once); follow it with: backprop status {batch_id}",
+                        ids.len(),
+                        batch_config.max_parallel
+                    ));
+                }
+                return Ok(0);
+            }
+            if !global.quiet {
+                crate::ui::info(&format!(
+                    "batch {batch_id}: {} runs submitted to Slurm as array job {job_id} (at most {} at once); waiting for them (Ctrl-C stops waiting, not the jobs; --no-wait returns at submission)",
                     ids.len(),
                     batch_config.max_parallel
                 ));
             }
-            Ok(0)
+            let records = super::slurm_wait::until_ended(&store, &ids, global.quiet)?;
+            let results = super::slurm_wait::outcomes(&records);
+            print_summary(global, &batch_id, &records, &results);
+            Ok(exit_code(&results))
         }
     }
 }

@@ -26,7 +26,7 @@ pub fn system_config(config: &Config, output: Output) -> SystemConfig {
             thermal: config.gpu.thermal(),
             stop_over_memory_limit: config.gpu.memory_limit_action == MemoryLimitAction::Stop,
             node: None,
-            launcher: Vec::new(),
+            launcher: Default::default(),
         },
         gpu_probe: config.gpu.probe,
         probe_timeout: config.gpu.probe_timeout.duration(),

@@ -9,7 +9,6 @@
 use super::{Job, Output};
 use crate::actors::{NodeRun, run_jobs};
 use crate::clock::now_ms;
-use crate::config::SignalName;
 use crate::continuation::Plan;
 use crate::outcome::{Outcome, StopCause};
 use crate::record::lifecycle::{self, AttemptEnd};
@@ -17,7 +16,6 @@ use crate::record::{RunRecord, Status};
 use crate::runid::RunId;
 use crate::slurm::node::{self, NodeFile, NodeRole, Takeover, TakeoverError};
 use crate::store::Store;
-use nix::sys::signal::Signal;
 use std::path::{Path, PathBuf};
 
 /// What became of the attempt on the node.
@@ -109,6 +107,10 @@ fn end_without_running(
 
 fn run_takeover(home: &Path, t: Takeover, run_dir: &Path, output: Output) -> NodeResult {
     let config = &t.config;
+    // Slurm may send its warning up to a minute early, so on a short job even before the
+    // supervisor listens for it; until then it must not kill backprop (its default action).
+    // The supervisor's handler replaces this; the script starts with default dispositions.
+    ignore_until_listened(config.slurm.signal.signal());
     let file = NodeFile::new(run_dir.to_path_buf(), t.job_id.clone(), t.requeues);
     if node::stop_requested(run_dir) {
         return end_without_running(&file, t.record, "user", output);
@@ -124,10 +126,6 @@ fn run_takeover(home: &Path, t: Takeover, run_dir: &Path, output: Output) -> Nod
     );
     job.spec = t.spec.clone();
     let multi_task = config.slurm.nodes > 1 || config.slurm.ntasks_per_node.is_some();
-    if multi_task && job.spec.options.stop_signal.signal() == Signal::SIGINT {
-        // srun swallows a single SIGINT (it only reports); SIGTERM reaches every task.
-        job.spec.options.stop_signal = SignalName(Signal::SIGTERM);
-    }
     let mut system = super::local::system_config(config, output);
     system.policy.inside_allocation = true;
     system.settings.node = Some(NodeRole {
@@ -137,7 +135,10 @@ fn run_takeover(home: &Path, t: Takeover, run_dir: &Path, output: Output) -> Nod
         signal_before: config.slurm.signal_before.duration(),
     });
     if multi_task {
-        system.settings.launcher = vec!["srun".into(), "--kill-on-bad-exit=1".into()];
+        system.settings.launcher = crate::launch::Launcher {
+            prefix: vec!["srun".into(), "--kill-on-bad-exit=1".into()],
+            slurm_job: std::env::var("SLURM_JOB_ID").ok(),
+        };
     }
     system.node = Some(NodeRun {
         file: file.clone(),
@@ -206,5 +207,13 @@ fn requeue(file: &NodeFile, outcome: &Outcome, job_id: &str, output: Output) {
             ));
             let _ = file.write(&rec);
         }
+    }
+}
+
+fn ignore_until_listened(signal: nix::sys::signal::Signal) {
+    use nix::sys::signal::{SigHandler, signal as set_handler};
+    // SAFETY: SIG_IGN installs no code of ours; nothing else handles this signal yet.
+    if let Err(e) = unsafe { set_handler(signal, SigHandler::SigIgn) } {
+        tracing::debug!("cannot ignore {signal} until the supervisor listens: {e}");
     }
 }

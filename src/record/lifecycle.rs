@@ -38,14 +38,14 @@ pub enum Transition {
     SubmitToSlurm,
     /// queued on Slurm → the end it had before (`sbatch` refused a resubmission).
     Unsubmit,
-    /// queued on Slurm → queued, claimed by backprop on the node.
-    Adopt,
     /// queued | running | paused → lost (its supervisor died).
     MarkLost,
     /// queued | running | paused → the end Slurm reported for its job.
     SlurmEnded,
     /// queued | running | paused: ask its supervisor to stop it (a flag, no status change).
     RequestStop,
+    /// failed → stopped: the signal that killed the attempt was Slurm ending the job.
+    BlameSlurm,
 }
 
 impl Transition {
@@ -63,10 +63,10 @@ impl Transition {
             Transition::Reclaim => "be resumed",
             Transition::SubmitToSlurm => "be submitted to Slurm",
             Transition::Unsubmit => "be taken back from Slurm",
-            Transition::Adopt => "be taken over on the Slurm node",
             Transition::MarkLost => "be marked lost",
             Transition::SlurmEnded => "take the end Slurm reported",
             Transition::RequestStop => "be asked to stop",
+            Transition::BlameSlurm => "be marked as ended by Slurm",
         }
     }
 }
@@ -77,13 +77,14 @@ pub fn allowed(from: Status, transition: Transition) -> bool {
     use Transition::*;
     let ended = !from.is_active();
     match transition {
-        Wait | Hold | Release | Admit | EndUnstarted | Unsubmit | Adopt => from == Queued,
+        Wait | Hold | Release | Admit | EndUnstarted | Unsubmit => from == Queued,
         Pause => from == Running,
         Unpause => from == Paused,
         Finish | Requeue => matches!(from, Running | Paused),
         Reclaim => ended,
         SubmitToSlurm => from == Queued || ended,
         MarkLost | SlurmEnded | RequestStop => from.is_active(),
+        BlameSlurm => from == Failed,
     }
 }
 
@@ -313,16 +314,6 @@ pub fn unsubmit(rec: &mut RunRecord, back_to: Status) -> Result<(), Refused> {
     Ok(())
 }
 
-/// backprop on the Slurm node takes over the submitted run.
-pub fn adopt(rec: &mut RunRecord, supervisor: SupervisorRef) -> Result<(), Refused> {
-    check(rec, Transition::Adopt)?;
-    rec.supervisor = Some(supervisor);
-    if let Some(job) = rec.slurm.as_mut() {
-        job.state = Some("RUNNING".into());
-    }
-    Ok(())
-}
-
 pub fn mark_lost(rec: &mut RunRecord, now: u64) -> Result<(), Refused> {
     check(rec, Transition::MarkLost)?;
     end_run(rec, Status::Lost, "lost", now);
@@ -339,6 +330,19 @@ pub fn slurm_ended(
     check(rec, Transition::SlurmEnded)?;
     assert!(!status.is_active(), "Slurm reports an end");
     end_run(rec, status, reason, now);
+    Ok(())
+}
+
+/// Slurm ended the job (cancelled, timed out, preempted) and its signal reached the script
+/// before backprop could stop it: the attempt did not fail, Slurm stopped it.
+pub fn blame_slurm(rec: &mut RunRecord, reason: &str) -> Result<(), Refused> {
+    check(rec, Transition::BlameSlurm)?;
+    rec.status = Status::Stopped;
+    rec.reason = Some(reason.to_string());
+    if let Some(attempt) = rec.attempts.last_mut() {
+        attempt.status = Some(Status::Stopped);
+        attempt.reason = Some(reason.to_string());
+    }
     Ok(())
 }
 
@@ -411,10 +415,10 @@ mod tests {
         Reclaim,
         SubmitToSlurm,
         Unsubmit,
-        Adopt,
         MarkLost,
         SlurmEnded,
         RequestStop,
+        BlameSlurm,
     ];
 
     /// The expected table, written out: the statuses each transition may leave from.
@@ -422,7 +426,7 @@ mod tests {
         const ENDS: &[Status] = &[Completed, Failed, Timeboxed, Stopped, Rejected, Lost];
         const ACTIVE: &[Status] = &[Queued, Running, Paused];
         match transition {
-            Wait | Hold | Release | Admit | EndUnstarted | Unsubmit | Adopt => &[Queued],
+            Wait | Hold | Release | Admit | EndUnstarted | Unsubmit => &[Queued],
             Pause => &[Running],
             Unpause => &[Paused],
             Finish | Requeue => &[Running, Paused],
@@ -431,6 +435,7 @@ mod tests {
                 Queued, Completed, Failed, Timeboxed, Stopped, Rejected, Lost,
             ],
             MarkLost | SlurmEnded | RequestStop => ACTIVE,
+            BlameSlurm => &[Failed],
         }
     }
 
@@ -504,10 +509,10 @@ mod tests {
                 submit_to_slurm(r, SlurmJob::default(), "sub")
             }),
             (Unsubmit, |r| unsubmit(r, Timeboxed)),
-            (Adopt, |r| adopt(r, crate::proc_info::me())),
             (MarkLost, |r| mark_lost(r, 5)),
             (SlurmEnded, |r| slurm_ended(r, Failed, "slurm: timeout", 5)),
             (RequestStop, request_stop),
+            (BlameSlurm, |r| blame_slurm(r, "slurm: cancelled by root")),
         ];
         assert_eq!(calls.len(), TRANSITIONS.len());
         for (transition, call) in calls {

@@ -96,6 +96,32 @@ pub fn cancel(job_ids: &[String], signal: Option<&str>) -> Result<(), SlurmError
     call("scancel", &args).map(drop)
 }
 
+/// Sends `signal` to the srun steps of `job_id` (never its batch step, backprop itself);
+/// returns how many steps there were.
+pub fn signal_steps(job_id: &str, signal: nix::sys::signal::Signal) -> Result<usize, SlurmError> {
+    let out = call_within(
+        "squeue",
+        &["-h", "-s", "-j", job_id, "-o", "%i"],
+        READ_TIMEOUT,
+    )?;
+    let steps: Vec<&str> = out
+        .lines()
+        .map(str::trim)
+        .filter(|s| {
+            s.rsplit_once('.')
+                .is_some_and(|(_, n)| n.parse::<u32>().is_ok())
+        })
+        .collect();
+    if steps.is_empty() {
+        return Ok(0);
+    }
+    let flag = format!("--signal={}", signal.as_str().trim_start_matches("SIG"));
+    let mut args = vec![flag.as_str()];
+    args.extend(&steps);
+    call("scancel", &args)?;
+    Ok(steps.len())
+}
+
 /// `scontrol requeue <job>`: the job goes back to pending and runs again from the start.
 pub fn requeue(job_id: &str) -> Result<(), SlurmError> {
     call("scontrol", &["requeue", job_id]).map(drop)

@@ -11,9 +11,9 @@ pub mod stop;
 mod submit;
 mod sync;
 
-pub use client::{SlurmError, cancel, requeue, submit};
+pub use client::{SlurmError, cancel, requeue, signal_steps, submit};
 pub use node::NodeFile;
 pub use script::{JobScript, time_limit_minutes};
 pub use states::{Fate, QueueRow, SacctRow, fate, parse_sacct, parse_squeue, parse_time};
 pub use submit::{SubmitError, submit_jobs};
-pub use sync::sync_records;
+pub use sync::{stale, sync_records};

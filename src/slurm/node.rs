@@ -224,6 +224,12 @@ fn requeued(record: &mut RunRecord, now: u64) {
             ));
         }
     } else {
+        // Ended as "slurm: job ended" (Slurm's signal, not backprop's): that was the requeue.
+        if let Some(last) = record.attempts.last_mut()
+            && last.reason.as_deref() == Some(crate::outcome::SLURM_ENDED)
+        {
+            last.reason = Some("slurm: requeued".into());
+        }
         lifecycle::or_log(lifecycle::reclaim(
             record,
             me.clone(),

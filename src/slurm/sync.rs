@@ -12,6 +12,7 @@ use crate::outcome::SLURM_ENDED;
 use crate::record::lifecycle;
 use crate::record::{RunRecord, Status};
 use crate::store::{Store, StoreError};
+use nix::sys::signal::Signal;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -124,6 +125,18 @@ pub fn update(
     }
     let started = job.node_updated_ms.is_some() || rec.status() != Status::Queued;
     if let Some(row) = queued.get(&job.job_id) {
+        if row.state == "PENDING"
+            && !rec.status().is_active()
+            && rec.reason.as_deref() == Some(SLURM_ENDED)
+        {
+            // Slurm ended the job and queued it again (an administrator's requeue, a node
+            // failure): the run waits for its next start, which resumes it.
+            lifecycle::or_log(lifecycle::submit_to_slurm(
+                &mut rec,
+                job.clone(),
+                "slurm: requeued; resumes from its latest checkpoint when the job starts again",
+            ));
+        }
         job.state = Some(row.state.clone());
         job.pending_reason = row.reason.clone().filter(|_| row.state == "PENDING");
         job.nodes = row.nodes.clone();
@@ -137,10 +150,13 @@ pub fn update(
                 let reason = slurm_reason(row).unwrap_or(reason);
                 lifecycle::or_log(lifecycle::slurm_ended(&mut rec, status, &reason, now));
             }
-        } else if rec.reason.as_deref() == Some(SLURM_ENDED)
-            && let Some(reason) = slurm_reason(row)
-        {
-            refine_reason(&mut rec, &reason);
+        } else if let Some(reason) = slurm_reason(row) {
+            if rec.reason.as_deref() == Some(SLURM_ENDED) {
+                refine_reason(&mut rec, &reason);
+            } else if killed_by_a_stop_signal(&rec) {
+                // Slurm's SIGTERM reached the script before it reached backprop.
+                lifecycle::or_log(lifecycle::blame_slurm(&mut rec, &reason));
+            }
         }
     } else if answered {
         job.pending_reason = None;
@@ -173,6 +189,16 @@ fn user_name(uid: &str) -> String {
         .flatten()
         .map(|u| u.name)
         .unwrap_or_else(|| uid.to_string())
+}
+
+/// The attempt failed by SIGTERM or SIGKILL: what Slurm sends when it ends a job.
+fn killed_by_a_stop_signal(rec: &RunRecord) -> bool {
+    rec.status() == Status::Failed
+        && rec
+            .attempts
+            .last()
+            .and_then(|a| a.signal)
+            .is_some_and(|s| [Signal::SIGTERM as i32, Signal::SIGKILL as i32].contains(&s))
 }
 
 /// The node only knew Slurm ended the job; accounting says why.
@@ -267,6 +293,41 @@ mod tests {
     }
 
     #[test]
+    fn a_job_pending_again_after_slurm_ended_it_waits_to_resume() {
+        let mut rec = running(submitted("7"));
+        let end = AttemptEnd {
+            status: Status::Stopped,
+            reason: SLURM_ENDED.into(),
+            exit_code: None,
+            signal: None,
+        };
+        lifecycle::finish(&mut rec, &end, 20).unwrap();
+        let none = HashMap::new();
+        let now = update(
+            rec.clone(),
+            None,
+            &row("PENDING", Some("BeginTime")),
+            &none,
+            true,
+            30,
+        );
+        assert_eq!(now.status(), Status::Queued);
+        assert!(
+            now.reason.as_deref().unwrap().contains("requeued"),
+            "{now:?}"
+        );
+        assert_eq!(
+            now.slurm.unwrap().pending_reason.as_deref(),
+            Some("BeginTime")
+        );
+        // Stopped by the user instead: pending again means nothing of the kind.
+        let mut stopped = rec;
+        stopped.reason = Some("user".into());
+        let now = update(stopped, None, &row("PENDING", None), &none, true, 30);
+        assert_eq!(now.status(), Status::Stopped);
+    }
+
+    #[test]
     fn the_node_state_counts_only_when_newer_and_of_this_job() {
         let rec = submitted("7");
         let on_node = running(rec.clone());
@@ -333,6 +394,60 @@ mod tests {
             Some("slurm: cancelled by root")
         );
         assert_eq!(now.status(), Status::Stopped);
+    }
+
+    #[test]
+    fn a_script_killed_by_slurms_signal_was_stopped_by_slurm_not_failed() {
+        let mut on_node = running(submitted("7"));
+        let end = AttemptEnd {
+            status: Status::Failed,
+            reason: "signal".into(),
+            exit_code: None,
+            signal: Some(15),
+        };
+        lifecycle::finish(&mut on_node, &end, 20).unwrap();
+        let cancelled = |by: Option<&str>| {
+            HashMap::from([(
+                "7".to_string(),
+                SacctRow {
+                    state: "CANCELLED".into(),
+                    by: by.map(str::to_string),
+                    exit_code: Some(0),
+                    signal: Some(15),
+                },
+            )])
+        };
+        let mut rec = submitted("7");
+        rec.slurm.as_mut().unwrap().state = Some("RUNNING".into());
+        let now = update(
+            rec.clone(),
+            Some(node(&on_node, "7", 30)),
+            &HashMap::new(),
+            &cancelled(Some("0")),
+            true,
+            40,
+        );
+        assert_eq!(now.status(), Status::Stopped);
+        assert_eq!(now.reason.as_deref(), Some("slurm: cancelled by root"));
+        assert_eq!(now.attempts[0].status(), Some(Status::Stopped));
+        // A failure of its own (exit 1) stays a failure whatever happened to the job.
+        let mut failed = running(submitted("7"));
+        let end = AttemptEnd {
+            status: Status::Failed,
+            reason: "exit 1".into(),
+            exit_code: Some(1),
+            signal: None,
+        };
+        lifecycle::finish(&mut failed, &end, 20).unwrap();
+        let now = update(
+            rec,
+            Some(node(&failed, "7", 30)),
+            &HashMap::new(),
+            &cancelled(None),
+            true,
+            40,
+        );
+        assert_eq!(now.status(), Status::Failed);
     }
 
     #[test]
