@@ -70,6 +70,7 @@ pub fn reap_records(store: &Store, records: &[&RunRecord]) -> Result<Vec<String>
 /// Before a command reads or writes: lost runs marked and Slurm runs brought up to date,
 /// parsing only the records that can need it (active ones, and Slurm jobs not yet final).
 pub fn refresh(store: &Store) -> Result<(), StoreError> {
+    crate::slurm::recover_from_run_dirs(store)?;
     let interesting = crate::store::query::needing_refresh(store.connect()?.conn())?;
     let parsed: Vec<&RunRecord> = interesting.iter().collect();
     reap_records(store, &parsed)?;

@@ -652,3 +652,54 @@ fn with_several_tasks_the_graceful_stop_reaches_every_task() {
     // Each task ended on the signal (exit 0), none was killed.
     assert_eq!(rec["attempts"][0]["exitCode"], 0, "{rec}");
 }
+
+#[test]
+fn a_store_lost_under_a_slurm_run_takes_it_back_from_its_run_directory() {
+    let env = Env::new();
+    let Some(_turn) = turn(&env) else { return };
+    let submit = || {
+        submitted_id(&env.run(&[
+            "run",
+            "--executor",
+            "slurm",
+            "--gpus",
+            "1",
+            &script("sleeper.py"),
+        ]))
+    };
+    let running = submit();
+    wait_record(&env, &running, 120, |r| r["status"] == "running");
+    // The cluster's only GPU is taken: this one waits in Slurm's queue.
+    let pending = submit();
+    // The database and its export both gone: the run directories are all that is left.
+    for name in [
+        "backprop.db",
+        "backprop.db-wal",
+        "backprop.db-shm",
+        "experiments.json",
+    ] {
+        let _ = std::fs::remove_file(env.home_path().join(name));
+    }
+    std::fs::write(
+        env.home_path().join("backprop.db"),
+        b"not a database any more",
+    )
+    .unwrap();
+    let out = env.run(&["list"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("took back 2"),
+        "{}",
+        stderr_of(&out)
+    );
+    wait_record(&env, &running, 30, |r| r["status"] == "running");
+    let rec = wait_record(&env, &pending, 30, |r| r["status"] == "queued");
+    assert!(!job_of(&rec).is_empty(), "the job id came back too: {rec}");
+    // Both are still under control: stopped and cancelled through the new store.
+    let out = env.run(&["stop", "--all"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    for id in [&running, &pending] {
+        let rec = wait_record(&env, id, 60, final_status);
+        assert_eq!(rec["status"], "stopped", "{rec}");
+    }
+}

@@ -16,4 +16,4 @@ pub use node::NodeFile;
 pub use script::{JobScript, time_limit_minutes};
 pub use states::{Fate, QueueRow, SacctRow, fate, parse_sacct, parse_squeue, parse_time};
 pub use submit::{SubmitError, submit_jobs};
-pub use sync::{stale, sync_records};
+pub use sync::{recover_from_run_dirs, stale, sync_records};

@@ -71,6 +71,26 @@ pub fn write_submitted(run_dir: &Path, submitted: &Submitted) -> std::io::Result
     crate::file_writer::replace(&submitted_path(run_dir), &bytes)
 }
 
+pub fn read_submitted(run_dir: &Path) -> Option<Submitted> {
+    let bytes = std::fs::read(submitted_path(run_dir)).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// The latest record of the run kept in its run directory: the node's, else the one
+/// submitted; with the Slurm job id it belongs to.
+pub fn record_in_run_dir(run_dir: &Path) -> Option<RunRecord> {
+    if let Some(state) = read_node_state(run_dir) {
+        let mut record = state.record;
+        if let Some(job) = record.slurm.as_mut()
+            && job.job_id.is_empty()
+        {
+            job.job_id = state.job_id;
+        }
+        return Some(record);
+    }
+    read_submitted(run_dir).map(|s| s.record)
+}
+
 pub fn read_node_state(run_dir: &Path) -> Option<NodeState> {
     let bytes = std::fs::read(node_path(run_dir)).ok()?;
     serde_json::from_slice(&bytes).ok()

@@ -169,7 +169,8 @@ fn write_submitted(store: &Store, config: &Config, jobs: &[Job]) -> Result<(), S
 
 fn record_submission(store: &Store, jobs: &[Job], job_id: &str) -> Result<(), StoreError> {
     let array = jobs.len() > 1;
-    store.update(|ex| {
+    let submitted = store.update(|ex| {
+        let mut submitted = Vec::new();
         for (index, job) in jobs.iter().enumerate() {
             let Ok(mut rec) = ex.record(&job.run_id) else {
                 continue;
@@ -189,8 +190,22 @@ fn record_submission(store: &Store, jobs: &[Job], job_id: &str) -> Result<(), St
             };
             lifecycle::or_log(lifecycle::submit_to_slurm(&mut rec, slurm, &why));
             ex.put(&rec);
+            submitted.push(rec);
         }
-    })
+        submitted
+    })?;
+    // The run directory then holds the record as the store has it, job id included, so a
+    // store lost before the job starts can take the run back from there.
+    for rec in submitted {
+        let run_dir = store.run_dir(&rec.id);
+        if let Some(mut file) = super::node::read_submitted(&run_dir) {
+            file.record = rec;
+            if let Err(e) = super::node::write_submitted(&run_dir, &file) {
+                tracing::info!("cannot note the job id in {}: {e}", run_dir.display());
+            }
+        }
+    }
+    Ok(())
 }
 
 fn undo(store: &Store, ids: &[RunId], on_refusal: OnRefusal) {

@@ -83,6 +83,41 @@ pub fn sync_records(store: &Store, all: &[&RunRecord]) -> Result<bool, StoreErro
     Ok(changed)
 }
 
+/// After the store was started anew (damaged, removed): runs whose only record is in their
+/// run directory (a Slurm run's node file, or its submission) are put back; then the sync
+/// brings them up to date. Returns how many were put back.
+pub fn recover_from_run_dirs(store: &Store) -> Result<usize, StoreError> {
+    if !store.take_run_dir_check()? {
+        return Ok(0);
+    }
+    let found: Vec<RunRecord> = std::fs::read_dir(store.home().join("runs"))
+        .map(|dir| {
+            dir.flatten()
+                .filter_map(|entry| node::record_in_run_dir(&entry.path()))
+                .collect()
+        })
+        .unwrap_or_default();
+    if found.is_empty() {
+        return Ok(0);
+    }
+    let put = store.update(|ex| {
+        let missing: Vec<&RunRecord> = found
+            .iter()
+            .filter(|r| !ex.contains(r.id.as_str()))
+            .collect();
+        for rec in &missing {
+            ex.put(rec);
+        }
+        missing.len()
+    })?;
+    if put > 0 {
+        crate::ui::warn(&format!(
+            "the store was started anew; took back {put} Slurm run(s) from their run directories"
+        ));
+    }
+    Ok(put)
+}
+
 type Answer = (HashMap<String, QueueRow>, HashMap<String, SacctRow>);
 
 /// squeue for every job, sacct for the ones squeue no longer lists.

@@ -22,7 +22,7 @@ pub use query::{ListQuery, ListRow};
 pub use tx::Tx;
 
 use crate::record::RunRecord;
-use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use std::fs::{self, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -154,6 +154,26 @@ impl Store {
         Db::open(&self.home).map_err(|e| explain(e, &self.home))
     }
 
+    /// Whether this store was started over run directories it may lack records of (a new
+    /// database after damage); true once, for the caller that then checks them.
+    pub fn take_run_dir_check(&self) -> Result<bool, StoreError> {
+        let mut db = self.connect()?;
+        let marked: Option<String> = db
+            .conn()
+            .query_row(
+                "SELECT value FROM meta WHERE key = ?1",
+                [RUN_DIRS_TO_CHECK],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(sql("read the store's notes"))?;
+        if marked.is_none() {
+            return Ok(false);
+        }
+        // Taken in a write: of two processes at once, one checks.
+        db.update(|tx| tx.take_meta(RUN_DIRS_TO_CHECK).is_some())
+    }
+
     /// A write transaction; `change` sees the latest contents and its writes are committed
     /// together (or not at all). A database found damaged (or emptied) on the way is set
     /// aside and the change made in a fresh one.
@@ -203,6 +223,10 @@ impl Store {
         query::active(self.connect()?.conn())
     }
 }
+
+/// Noted in a new database created over existing run directories: they are checked once
+/// for runs whose only record is there (Slurm runs, written by their nodes).
+const RUN_DIRS_TO_CHECK: &str = "run_dirs_to_check";
 
 /// One connection to a home's database.
 pub struct Db {
@@ -372,7 +396,13 @@ impl Db {
             schema::Found::Empty => {
                 self.update(|tx| schema::create(tx.connection()))?
                     .map_err(sql("create the tables"))?;
-                import::import_if_present(self)
+                import::import_if_present(self)?;
+                if self.home.join("runs").is_dir() {
+                    // A new database over old run directories: it replaced a lost or
+                    // damaged one, and runs on Slurm nodes may hold their only record there.
+                    self.update(|tx| tx.set_meta(RUN_DIRS_TO_CHECK, "1"))?;
+                }
+                Ok(())
             }
         }
     }

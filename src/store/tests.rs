@@ -342,3 +342,15 @@ fn a_store_made_before_the_update_stamp_gains_it_in_place() {
         .unwrap();
     assert!(plan.contains("runs_by_update"), "{plan}");
 }
+
+#[test]
+fn a_new_database_over_old_run_directories_asks_once_for_them_to_be_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let fresh = Store::open(&dir.path().join("new")).unwrap();
+    assert!(!fresh.take_run_dir_check().unwrap(), "a new home has none");
+    let home = dir.path().join("old");
+    fs::create_dir_all(home.join("runs").join("r")).unwrap();
+    let store = Store::open(&home).unwrap();
+    assert!(store.take_run_dir_check().unwrap());
+    assert!(!store.take_run_dir_check().unwrap(), "once");
+}

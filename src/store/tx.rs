@@ -63,6 +63,33 @@ impl<'a> Tx<'a> {
         Ok(outcome)
     }
 
+    /// Notes `key` in the store's own table (not a run; no change for waiters or the export).
+    pub fn set_meta(&mut self, key: &str, value: &str) {
+        let written = self.tx.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+            params![key, value],
+        );
+        if let Err(e) = written {
+            self.fail(super::sql("note in the store")(e));
+        }
+    }
+
+    /// Removes `key` from the store's own table; its value if it was there.
+    pub fn take_meta(&mut self, key: &str) -> Option<String> {
+        let value: Option<String> = self
+            .tx
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .ok()
+            .flatten();
+        if value.is_some()
+            && let Err(e) = self.tx.execute("DELETE FROM meta WHERE key = ?1", [key])
+        {
+            self.fail(super::sql("note in the store")(e));
+        }
+        value
+    }
+
     fn fail(&mut self, e: StoreError) {
         self.failed.get_or_insert(e);
     }
