@@ -42,6 +42,51 @@ impl Plan {
     }
 }
 
+/// A batch's rounds, kept on each of its run records (`batchRounds`: `{"rounds": 3}` or
+/// `{"rounds": "untilDone"}`, with `maxTotalMs`) so that `resume <batch-id>` continues its
+/// runs with them.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BatchRounds {
+    pub rounds: Rounds,
+    pub max_total: Option<Duration>,
+}
+
+impl BatchRounds {
+    const KEY: &'static str = "batchRounds";
+
+    /// Written on a record only when the batch has rounds.
+    pub fn write(&self, extra: &mut serde_json::Map<String, serde_json::Value>) {
+        let rounds = match self.rounds {
+            Rounds::Off => return,
+            Rounds::Limited(n) => serde_json::Value::from(n),
+            Rounds::UntilDone => serde_json::Value::from("untilDone"),
+        };
+        let mut value = serde_json::json!({ "rounds": rounds });
+        if let Some(max) = self.max_total {
+            value["maxTotalMs"] = serde_json::Value::from(max.as_millis() as u64);
+        }
+        extra.insert(Self::KEY.into(), value);
+    }
+
+    /// The rounds of the batch `rec` belongs to (none when it was queued without them).
+    pub fn of(rec: &crate::record::RunRecord) -> BatchRounds {
+        let value = rec.extra.get(Self::KEY);
+        let rounds = match value.and_then(|v| v.get("rounds")) {
+            Some(v) if v.as_str() == Some("untilDone") => Rounds::UntilDone,
+            Some(v) => v
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .map_or(Rounds::Off, Rounds::Limited),
+            None => Rounds::Off,
+        };
+        let max_total = value
+            .and_then(|v| v.get("maxTotalMs"))
+            .and_then(|v| v.as_u64())
+            .map(Duration::from_millis);
+        BatchRounds { rounds, max_total }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum Next {
     Done,
@@ -96,6 +141,25 @@ pub fn next(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_batchs_rounds_are_read_back_from_its_records() {
+        let mut rec = crate::record::RunRecord::new(
+            crate::runid::RunId::parse("a").unwrap(),
+            "a".into(),
+            Default::default(),
+            1,
+        );
+        assert_eq!(BatchRounds::of(&rec).rounds, Rounds::Off);
+        for rounds in [Rounds::Limited(3), Rounds::UntilDone] {
+            let kept = BatchRounds {
+                rounds,
+                max_total: Some(Duration::from_secs(60)),
+            };
+            kept.write(&mut rec.extra);
+            assert_eq!(BatchRounds::of(&rec), kept);
+        }
+    }
 
     fn ended(status: Status) -> Outcome {
         Outcome {

@@ -28,6 +28,7 @@ pub mod reaper;
 pub mod record;
 pub mod resources;
 pub mod runid;
+pub mod search;
 pub mod serve;
 pub mod slurm;
 pub mod stdio;

@@ -15,6 +15,8 @@ pub const EXIT_STOPPED: i32 = 130;
 pub enum StopCause {
     Timebox,
     User,
+    /// A search run reached its rung's budget.
+    Rung,
     GpuMemoryLimit,
     /// Paused on a GPU that fell off the bus: it could never resume.
     GpuLost,
@@ -32,6 +34,7 @@ impl StopCause {
         match self {
             StopCause::Timebox => "timebox",
             StopCause::User => "user",
+            StopCause::Rung => "rung",
             StopCause::GpuMemoryLimit => "gpu_memory_limit",
             StopCause::GpuLost => "gpu_lost",
             StopCause::SlurmTimeLimit => "slurm: timeout",

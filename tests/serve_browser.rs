@@ -160,6 +160,20 @@ fn finished(store: &Store, id: &str, batch: &str, start: f64, created: u64) {
         .collect();
     rec.last_step = Some(40);
     rec.last_loss = Some(start / 11.0);
+    // As an adaptive search stores it: both runs went through rung 0, the better one on.
+    let better = start < 1.5;
+    rec.extra.insert(
+        "search".into(),
+        json!({
+            "spec": {"method": "asha", "metric": "loss", "mode": "min",
+                     "minBudget": {"steps": 20}, "maxBudget": {"steps": 40}, "reductionFactor": 2},
+            "maxParallel": 2,
+            "run": {"position": if better { 1 } else { 0 }, "started": true,
+                    "rungs": [{"rung": 0, "metric": start / 6.0, "step": 20, "activeMs": 20_000}],
+                    "promotedTo": if better { json!(1) } else { Value::Null },
+                    "end": if better { "completed" } else { "pruned" }},
+        }),
+    );
     lifecycle::finish(&mut rec, &end, created + 50_000).unwrap();
     store.update(|tx| tx.put(&rec)).unwrap();
     let dir = store.ensure_run_dir(id).unwrap();
@@ -290,13 +304,15 @@ fn the_dashboard_in_a_real_browser() {
         .await;
         screenshot(&client, "run").await;
 
-        // The batch view: both runs, best (lowest loss) first, overlaid in one chart.
+        // The batch view: both runs, best (lowest loss) first, overlaid in one chart, and the
+        // search's rung table in start order.
         client.goto(&format!("{}/#/batch/b-1", server.base())).await.unwrap();
         wait_in_page(
             &client,
-            "batch b-1, best first, with its chart",
+            "batch b-1, best first, with its chart and rungs",
             r#"const rows = [...document.querySelectorAll('#batch-runs tbody tr')].map((r) => r.dataset.id);
-               return rows.join() === 'sweep-b,sweep-a'
+               const rungs = [...document.querySelectorAll('#rungs tbody tr')].map((r) => r.dataset.id);
+               return rows.join() === 'sweep-b,sweep-a' && rungs.join() === 'sweep-a,sweep-b'
                    && document.querySelectorAll('svg[data-metric="loss"] path.series').length === 2"#,
         )
         .await;

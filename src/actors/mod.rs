@@ -13,7 +13,7 @@ use crate::policy;
 use crate::store::Store;
 use actix::prelude::*;
 use std::time::Duration;
-use supervisor::{Settings, Submit, Supervisor};
+use supervisor::{RunSearch, SearchRun, Settings, Submit, Supervisor};
 
 /// What the actor system needs besides the jobs.
 pub struct SystemConfig {
@@ -32,9 +32,29 @@ pub struct NodeRun {
     pub record: crate::record::RunRecord,
 }
 
+/// What a process runs: jobs as they come, or an adaptive search over a batch's runs.
+pub enum Work {
+    Jobs(Vec<Job>),
+    Search(SearchRun),
+}
+
+impl Work {
+    fn run_ids(&self) -> Vec<crate::runid::RunId> {
+        match self {
+            Work::Jobs(jobs) => jobs.iter().map(|j| j.run_id.clone()).collect(),
+            Work::Search(search) => search.members.iter().map(|m| m.id.clone()).collect(),
+        }
+    }
+}
+
 /// Runs `jobs` to the end in a fresh actor system and returns how each ended. Everything
 /// recorded is in the store when this returns.
 pub fn run_jobs(store: Store, config: SystemConfig, jobs: Vec<Job>) -> Results {
+    run_work(store, config, Work::Jobs(jobs))
+}
+
+/// Runs `work` to the end in a fresh actor system (see [`run_jobs`]).
+pub fn run_work(store: Store, config: SystemConfig, work: Work) -> Results {
     let system = actix::System::new();
     system.block_on(async move {
         let poll = config.settings.poll_interval;
@@ -45,8 +65,9 @@ pub fn run_jobs(store: Store, config: SystemConfig, jobs: Vec<Job>) -> Results {
             ),
             None => (
                 store::StoreActor::new(store.clone()),
-                jobs.iter()
-                    .filter_map(|job| store.get(&job.run_id).ok())
+                work.run_ids()
+                    .iter()
+                    .filter_map(|id| store.get(id).ok())
                     .collect(),
             ),
         };
@@ -71,8 +92,13 @@ pub fn run_jobs(store: Store, config: SystemConfig, jobs: Vec<Job>) -> Results {
             done,
         )
         .start();
-        for job in jobs {
-            supervisor.do_send(Submit(job));
+        match work {
+            Work::Jobs(jobs) => {
+                for job in jobs {
+                    supervisor.do_send(Submit(job));
+                }
+            }
+            Work::Search(search) => supervisor.do_send(RunSearch(search)),
         }
         let results = finished.await.unwrap_or_default();
         let _ = store_actor.send(store::FinalFlush).await;

@@ -4,6 +4,10 @@
 //! restart, the next round), wakes when another process frees a slot or a GPU, and turns
 //! Ctrl-C, SIGTERM and `backprop stop` into graceful stops.
 
+mod search;
+
+pub use search::{Member, RunSearch, SearchRun};
+
 use super::governor::Governor;
 use super::gpu_allocator::{GpuAllocator, Release, Reserve};
 use super::store::{Flush, StoreActor, Update, apply_progress};
@@ -76,6 +80,8 @@ pub struct Supervisor {
     pending: usize,
     interrupts: u32,
     done: Option<oneshot::Sender<Results>>,
+    /// The adaptive search this process runs, if any (see `search`).
+    search: Option<SearchRun>,
 }
 
 impl Supervisor {
@@ -104,6 +110,7 @@ impl Supervisor {
             pending: 0,
             interrupts: 0,
             done: Some(done),
+            search: None,
         }
     }
 
@@ -183,6 +190,7 @@ impl Supervisor {
                 self.queue.remove(index);
                 crate::ui::error(&format!("{} refused: {why}", job.run_id));
                 self.end_unstarted(&job.run_id, Status::Rejected, &why, EXIT_REFUSED);
+                self.search_run_unstartable(&job.run_id);
             }
             Answer::Waiting(on, why) => {
                 self.wait(&job.run_id, why);
@@ -205,6 +213,7 @@ impl Supervisor {
                 self.queue.remove(index);
                 crate::ui::error(&format!("{} refused: {why}", job.run_id));
                 self.end_unstarted(&job.run_id, Status::Rejected, &why, EXIT_USAGE);
+                self.search_run_unstartable(&job.run_id);
             }
             Answer::Gone(why) => {
                 self.queue.remove(index);
@@ -218,6 +227,7 @@ impl Supervisor {
                         exit_code: 1,
                     },
                 ));
+                self.search_run_unstartable(&job.run_id);
             }
         }
         self.step(ctx);
@@ -329,6 +339,7 @@ impl Supervisor {
             Err(e) => {
                 let outcome = self.not_started(&job.run_id, e.to_string());
                 self.results.push((job.run_id.clone(), outcome));
+                self.search_run_unstartable(&job.run_id);
                 return;
             }
         };
@@ -357,6 +368,7 @@ impl Supervisor {
                 .options
                 .python_helper
                 .then(|| crate::python_helper::dir_in(self.store.home())),
+            rung: job.rung,
         };
         let worker = Worker::new(
             attempt,
@@ -403,6 +415,7 @@ impl Supervisor {
             && self.active.is_empty()
             && self.pending == 0
             && self.round.is_none()
+            && self.search_settled()
             && let Some(done) = self.done.take()
         {
             let _ = done.send(std::mem::take(&mut self.results));
@@ -449,6 +462,7 @@ impl Supervisor {
             }
         }
         self.drop_queue(cause);
+        self.stop_search();
         for (worker, _) in self.active.values() {
             worker.do_send(Stop { cause, force });
         }
@@ -470,6 +484,7 @@ impl Supervisor {
             .keys()
             .cloned()
             .chain(self.queue.iter().map(|j| j.run_id.clone()))
+            .chain(self.search_ids())
             .collect();
         if ours.is_empty() {
             return;
@@ -491,6 +506,12 @@ impl Supervisor {
             .unwrap_or_default()
         };
         ctx.spawn(read.into_actor(self).map(|requested, act, ctx| {
+            // A search stops as a whole: one of its runs asked to stop stops them all.
+            let search = act.search_ids();
+            if act.interrupts == 0 && requested.iter().any(|id| search.contains(id)) {
+                act.stop_all(StopCause::User);
+                return;
+            }
             for id in requested {
                 if let Some((worker, _)) = act.active.get(&id) {
                     worker.do_send(Stop {
@@ -508,6 +529,10 @@ impl Supervisor {
 
     /// How the attempt ended goes into the record together with what follows it.
     fn attempt_ended(&mut self, mut job: Job, report: Report, ctx: &mut Context<Self>) {
+        if let Some(position) = self.search.as_ref().and_then(|s| s.position(&job.run_id)) {
+            self.search_attempt_ended(position, job, report, ctx);
+            return;
+        }
         job.plan.attempts_made += 1;
         job.plan.active_total += report.active;
         let latest = latest_existing(&report.checkpoints, job.resume_from.as_deref());
@@ -697,7 +722,8 @@ impl Handler<WorkerExited> for Supervisor {
             Ok(report) => self.attempt_ended(job, report, ctx),
             Err(why) => {
                 let outcome = self.not_started(&msg.run_id, why);
-                self.results.push((msg.run_id, outcome));
+                self.results.push((msg.run_id.clone(), outcome));
+                self.search_run_unstartable(&msg.run_id);
             }
         }
         // The run's end must be in the store before the next admission reads it, or the

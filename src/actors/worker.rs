@@ -56,6 +56,8 @@ pub struct Attempt {
     pub python_helper_dir: Option<PathBuf>,
     /// What the script's command runs under (`srun` for a multi-task Slurm job).
     pub launcher: launch::Launcher,
+    /// A search run: stopped gracefully (reason `rung`) once this budget is used.
+    pub rung: Option<crate::search::RungTarget>,
 }
 
 /// How the attempt went, for the supervisor to record with what comes next.
@@ -69,6 +71,9 @@ pub struct Report {
     pub checkpoints: Vec<String>,
     /// Active time of this attempt.
     pub active: Duration,
+    /// A search run: its progress at the moment it reached its rung's budget (the script
+    /// may report a step or two more while it stops).
+    pub at_rung: Option<ProgressUpdate>,
 }
 
 /// Sent to the supervisor when the attempt is over (or could not start).
@@ -137,6 +142,8 @@ pub struct Worker {
     progress_unsent: bool,
     clock_origin: Instant,
     finished: bool,
+    /// The progress when a search run reached its rung's budget.
+    at_rung: Option<ProgressUpdate>,
 }
 
 impl Worker {
@@ -178,6 +185,7 @@ impl Worker {
             progress_unsent: false,
             clock_origin: Instant::now(),
             finished: false,
+            at_rung: None,
         }
     }
 
@@ -372,6 +380,23 @@ impl Worker {
                 signal_group(act.pid, Signal::SIGKILL);
             }
         }));
+    }
+
+    /// A search run that has used its rung's budget stops gracefully (once).
+    fn stop_at_rung(&mut self, ctx: &mut Context<Self>) {
+        let Some(target) = self.attempt.rung else {
+            return;
+        };
+        if self.stop_cause.is_none() && target.reached(self.progress.step, self.clock.elapsed()) {
+            self.at_rung = Some(self.progress.clone());
+            self.stop(
+                ctx,
+                Stop {
+                    cause: StopCause::Rung,
+                    force: false,
+                },
+            );
+        }
     }
 
     /// The graceful stop signal to the script's process group, or through Slurm to the
@@ -616,6 +641,7 @@ impl Worker {
                 progress: self.progress.clone(),
                 checkpoints: std::mem::take(&mut self.checkpoints),
                 active: self.clock.elapsed(),
+                at_rung: self.at_rung.take(),
             }),
         });
         ctx.stop();
@@ -643,10 +669,12 @@ impl Actor for Worker {
         self.update(move |rec| lifecycle::or_log(lifecycle::record_pid(rec, number, pid)));
         self.arm_timebox(ctx);
         self.show();
-        ctx.run_interval(Duration::from_secs(1), |act, _| {
+        ctx.run_interval(Duration::from_secs(1), |act, ctx| {
             if act.exit.is_some() {
                 return;
             }
+            // A minutes budget is reached by time alone.
+            act.stop_at_rung(ctx);
             if act.progress_unsent {
                 act.publish_progress();
             } else {
@@ -671,7 +699,7 @@ impl Actor for Worker {
 
 impl Handler<StdoutBatch> for Worker {
     type Result = ();
-    fn handle(&mut self, StdoutBatch(batch): StdoutBatch, _: &mut Context<Self>) {
+    fn handle(&mut self, StdoutBatch(batch): StdoutBatch, ctx: &mut Context<Self>) {
         if let Some(progress) = batch.progress {
             if progress.step.is_some() {
                 self.progress.step = progress.step;
@@ -680,6 +708,7 @@ impl Handler<StdoutBatch> for Worker {
                 self.progress.loss = progress.loss;
             }
             self.progress.metrics.extend(progress.metrics);
+            self.stop_at_rung(ctx);
             // A script may print thousands of lines a second: the store (which writes at most
             // once a second anyway) and the live line hear of it at most every 200 ms; the
             // final progress is written with the outcome.

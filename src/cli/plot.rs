@@ -5,16 +5,17 @@ use super::Global;
 use super::common::{CliError, find_run, open_store_refreshed};
 use super::table;
 use crate::plot::{self, Series, YScale};
+use crate::record::Status;
 use clap::Args;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]
 #[command(
-    after_help = "Examples:\n  backprop plot <run-id>\n  backprop plot <id-a> <id-b> <id-c> --metric val_loss\n  backprop plot <run-id> --log-y --out loss.png"
+    after_help = "Examples:\n  backprop plot <run-id>\n  backprop plot <id-a> <id-b> <id-c> --metric val_loss\n  backprop plot <run-id> --log-y --out loss.png\n  backprop plot <batch-id> --metric val_loss"
 )]
 pub struct PlotArgs {
-    /// One or more runs; they are drawn together
+    /// One or more runs, or a batch (its runs; a search's pruned runs faded); drawn together
     #[arg(required = true)]
     pub run_ids: Vec<crate::runid::RunId>,
     /// The metric to plot
@@ -30,11 +31,23 @@ pub struct PlotArgs {
 
 pub fn execute(_global: &Global, args: PlotArgs) -> Result<i32, CliError> {
     let store = open_store_refreshed()?;
-    let records = args
-        .run_ids
-        .iter()
-        .map(|id| find_run(&store, id))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut records = Vec::new();
+    for id in &args.run_ids {
+        match find_run(&store, id) {
+            Ok(rec) => records.push(rec),
+            Err(e) => {
+                // A batch id: all its runs.
+                let mut batch = super::resume_batch::records(&store, id)?;
+                if batch.is_empty() {
+                    return Err(e);
+                }
+                batch.sort_by_key(|r| r.queue_seq);
+                records.extend(batch);
+            }
+        }
+    }
+    // Pruned runs first, so the others are drawn over them.
+    records.sort_by_key(|r| r.status() != Status::Pruned);
     let metrics_files: Vec<PathBuf> = records
         .iter()
         .map(|rec| store.run_dir(&rec.id).join("metrics.jsonl"))
@@ -56,10 +69,17 @@ pub fn execute(_global: &Global, args: PlotArgs) -> Result<i32, CliError> {
         } else {
             rec.name.clone()
         };
-        let loaded = plot::load_series(path, &args.metric, &label).unwrap_or_else(|_| Series {
+        let pruned = rec.status() == Status::Pruned;
+        let label = if pruned {
+            format!("{label} (pruned)")
+        } else {
+            label
+        };
+        let mut loaded = plot::load_series(path, &args.metric, &label).unwrap_or_else(|_| Series {
             label: label.clone(),
             ..Series::default()
         });
+        loaded.faded = pruned;
         series.push(loaded);
     }
     let scale = if args.log_y {

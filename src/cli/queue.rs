@@ -10,13 +10,14 @@ use super::flags::ConfigFlags;
 use super::run::current_dir;
 use super::{out, table};
 use crate::config::{self, Executor, FlagValue};
-use crate::continuation::{Plan, Rounds};
+use crate::continuation::{BatchRounds, Plan, Rounds};
 use crate::executor::new_runs::{NewRun, NewRunError, create_records, script_name, spec_for};
 use crate::executor::{self, Job, Launch, OnRefusal, Results, Started};
 use crate::launch::NotFound;
 use crate::outcome::EXIT_STOPPED;
 use crate::record::{RunRecord, RunSpec, Status};
 use crate::runid::RunId;
+use crate::search::{SearchRecord, SearchSpec, StoredRun};
 use crate::sweep::{self, Batch, PlannedRun};
 use clap::Args;
 use serde_json::{Value, json};
@@ -105,9 +106,13 @@ pub fn execute(global: &Global, args: QueueArgs) -> Result<i32, CliError> {
         .collect::<Result<_, _>>()?;
     if args.dry_run {
         print_plan(global, &resolved);
+        if let Some(spec) = &batch.search
+            && !global.json
+        {
+            print_search(spec, resolved.len());
+        }
         return Ok(0);
     }
-
     let rounds = if args.until_done || batch.until_done {
         Rounds::UntilDone
     } else {
@@ -124,6 +129,16 @@ pub fn execute(global: &Global, args: QueueArgs) -> Result<i32, CliError> {
         ),
         None => batch.max_total,
     };
+    if batch.search.is_some() && (rounds != Rounds::Off || max_total.is_some()) && !global.quiet {
+        crate::ui::warn(
+            "rounds, untilDone and maxTotalMinutes do not apply to a search: an attempt timeboxed before its rung's budget always continues toward it",
+        );
+    }
+    if on_slurm && batch.search.is_some() {
+        return Err(CliError::usage(
+            "a sweep with \"search\" runs locally only (the search decides each run's next step as it goes); run it with --executor local, on a machine (or inside one allocation) that has the resources",
+        ));
+    }
     if on_slurm && rounds != Rounds::Off {
         return Err(CliError::usage(
             "--rounds / untilDone are not available with the slurm executor; continue runs with `backprop resume`",
@@ -131,17 +146,40 @@ pub fn execute(global: &Global, args: QueueArgs) -> Result<i32, CliError> {
     }
     let store = open_store()?;
     let batch_id = RunId::generate("batch", std::process::id());
+    // A search starts its configurations in this order (`order[position]` is an index into
+    // the batch's runs).
+    let order =
+        crate::search::start_order(resolved.len(), batch.search.as_ref().and_then(|s| s.seed));
     let new_runs = resolved
         .iter()
-        .map(|r| NewRun {
+        .enumerate()
+        .map(|(index, r)| NewRun {
             wanted_id: None,
             name: r.name.clone(),
             spec: r.spec.clone(),
             params: Some(r.params.clone()),
             batch_id: Some(batch_id.clone()),
+            rounds: Some(BatchRounds { rounds, max_total }),
+            search: batch.search.as_ref().map(|spec| SearchRecord {
+                spec: spec.clone(),
+                max_parallel: batch_config.max_parallel,
+                run: StoredRun {
+                    position: order
+                        .iter()
+                        .position(|&i| i == index)
+                        .expect("a permutation"),
+                    started: false,
+                    rungs: Vec::new(),
+                    promoted_to: None,
+                    end: None,
+                },
+            }),
         })
         .collect();
     let ids = create_records(&store, new_runs)?;
+    if let Some(spec) = &batch.search {
+        return run_search(global, &store, &batch_config, spec, &batch_id, &ids);
+    }
     let jobs: Vec<Job> = ids
         .iter()
         .zip(&resolved)
@@ -200,6 +238,35 @@ pub fn execute(global: &Global, args: QueueArgs) -> Result<i32, CliError> {
             Ok(exit_code(&results))
         }
     }
+}
+
+/// Runs the batch's search here and prints its summary; the records carry the search.
+fn run_search(
+    global: &Global,
+    store: &crate::store::Store,
+    config: &config::Config,
+    spec: &SearchSpec,
+    batch_id: &RunId,
+    ids: &[RunId],
+) -> Result<i32, CliError> {
+    let records: Vec<RunRecord> = ids
+        .iter()
+        .map(|id| store.get(id))
+        .collect::<Result<_, _>>()?;
+    let search = crate::executor::search_run::from_records(&records)
+        .map_err(|e| CliError::with_code(1, format!("batch {batch_id}: {e}")))?;
+    if !global.quiet {
+        crate::ui::info(&format!(
+            "batch {batch_id}: search over {} configurations, {}; at most {} at once",
+            ids.len(),
+            spec.summary(),
+            search.max_parallel
+        ));
+    }
+    let results = crate::executor::local::run_search(store, config, output(global), search);
+    let records: Vec<RunRecord> = ids.iter().filter_map(|id| store.get(id).ok()).collect();
+    super::search_summary::print(global, batch_id, &records);
+    Ok(exit_code(&results))
 }
 
 /// The config of one run: defaults < file < env < the batch's keys < the run's keys < flags.
@@ -339,8 +406,35 @@ fn print_plan(global: &Global, runs: &[Resolved]) {
     out::line(&format!("{} runs (dry run: nothing started)", runs.len()));
 }
 
+/// The search's rungs and start order, and a warning when too few configurations are given
+/// for any run to be sure to reach maxBudget.
+fn print_search(spec: &SearchSpec, configurations: usize) {
+    println!("search: {}", spec.summary());
+    let order = match spec.seed {
+        Some(seed) => format!("in a seeded random order (seed {seed})"),
+        None => "in the order above".to_string(),
+    };
+    println!(
+        "        reduction factor {}; {configurations} configurations, started {order}",
+        spec.reduction_factor
+    );
+    if spec.sure_to_finish(configurations) == 0 {
+        let rungs = spec.rungs().len() as u32;
+        let needed = u64::from(spec.reduction_factor).saturating_pow(rungs - 1);
+        crate::ui::warn(&format!(
+            "with {configurations} configurations no run is sure to reach maxBudget ({}): that takes at least {needed}; add configurations or lower maxBudget",
+            spec.max_budget
+        ));
+    }
+}
+
 /// Best loss first; runs without a loss last.
-fn print_summary(global: &Global, batch_id: &RunId, records: &[RunRecord], results: &Results) {
+pub(super) fn print_summary(
+    global: &Global,
+    batch_id: &RunId,
+    records: &[RunRecord],
+    results: &Results,
+) {
     let mut sorted: Vec<&RunRecord> = records.iter().collect();
     sorted.sort_by(|a, b| {
         let key = |r: &RunRecord| r.last_loss.filter(|l| l.is_finite());
@@ -399,17 +493,19 @@ fn print_summary(global: &Global, batch_id: &RunId, records: &[RunRecord], resul
     ));
 }
 
-/// 0 when every run completed or was timeboxed; 130 when stopped by the user; else 1.
-fn exit_code(results: &Results) -> i32 {
+/// 0 when every run completed, was timeboxed or pruned by its search; 130 when stopped by the user; else 1.
+pub(super) fn exit_code(results: &Results) -> i32 {
     if results
         .iter()
         .any(|(_, o)| o.status == Status::Stopped && o.reason == "user")
     {
         EXIT_STOPPED
-    } else if results
-        .iter()
-        .all(|(_, o)| matches!(o.status, Status::Completed | Status::Timeboxed))
-    {
+    } else if results.iter().all(|(_, o)| {
+        matches!(
+            o.status,
+            Status::Completed | Status::Timeboxed | Status::Pruned
+        )
+    }) {
         0
     } else {
         1

@@ -17,7 +17,7 @@ use std::path::Path;
 #[derive(Args, Debug)]
 #[command(after_help = "Example:\n  backprop resume train-20261123-162900-1a2b -m 5")]
 pub struct ResumeArgs {
-    /// The run to continue
+    /// The run to continue, or a batch (its search, or its unfinished runs)
     pub run_id: RunId,
     /// Timebox of this attempt in minutes or as a duration (default: the run's own)
     #[arg(short = 'm', long, value_name = "MIN", allow_hyphen_values = true)]
@@ -49,7 +49,16 @@ pub fn execute(global: &Global, args: ResumeArgs) -> Result<i32, CliError> {
     let loaded = load_config(global, flags)?;
     let config = &loaded.config;
     let store = open_store()?;
-    let rec = find_run(&store, &args.run_id)?;
+    let rec = match find_run(&store, &args.run_id) {
+        Ok(rec) => rec,
+        Err(e) => {
+            // Not a run: maybe a batch.
+            if !super::resume_batch::records(&store, &args.run_id)?.is_empty() {
+                return super::resume_batch::execute(global, &args, config, &store, &args.run_id);
+            }
+            return Err(e);
+        }
+    };
     if rec.status().is_active() {
         return Err(CliError::usage(format!(
             "run {} is still {}; stop it first with `backprop stop {}`",

@@ -85,6 +85,8 @@ pub fn execute(global: &Global, args: RunArgs) -> Result<i32, CliError> {
     let name = args.name.clone().unwrap_or_else(|| script_name(&script));
     let store = open_store()?;
     let new = NewRun {
+        search: None,
+        rounds: None,
         wanted_id: args.run_id.clone(),
         name,
         spec: spec.clone(),

@@ -18,14 +18,78 @@ use std::collections::HashMap;
 #[derive(Args, Debug)]
 #[command(after_help = "Example:\n  backprop status\n  backprop status <run-id> --json")]
 pub struct StatusArgs {
-    /// Show this run whole
+    /// Show this run whole, or a batch (its runs; a search's rung table)
     pub run_id: Option<crate::runid::RunId>,
+}
+
+/// A batch: its runs with their status and progress, and a search's rung table.
+fn describe_batch(global: &Global, batch_id: &crate::runid::RunId, mut runs: Vec<RunRecord>) {
+    runs.sort_by_key(|r| r.queue_seq);
+    if global.json {
+        let ranked = super::search_summary::rank(&runs);
+        print_json(&json!({
+            "batchId": batch_id,
+            "search": ranked.as_ref().map(|r| &r.spec),
+            "runs": runs,
+        }));
+        return;
+    }
+    let count = |wanted: &[Status]| runs.iter().filter(|r| wanted.contains(&r.status())).count();
+    let mut text = format!(
+        "batch {batch_id}: {} runs; {} running, {} queued, {} completed, {} pruned, {} other\n",
+        runs.len(),
+        count(&[Status::Running, Status::Paused]),
+        count(&[Status::Queued]),
+        count(&[Status::Completed]),
+        count(&[Status::Pruned]),
+        count(&[
+            Status::Failed,
+            Status::Timeboxed,
+            Status::Stopped,
+            Status::Rejected,
+            Status::Lost
+        ]),
+    );
+    match super::search_summary::rank(&runs) {
+        Some(ranked) => text.push_str(&super::search_summary::table_text(&ranked)),
+        None => {
+            let rows: Vec<Vec<String>> = runs
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.id.to_string(),
+                        r.status().to_string(),
+                        duration_text(r.active_ms),
+                        r.last_step.map_or("-".into(), |s| s.to_string()),
+                        loss_text(r.last_loss),
+                        r.reason.clone().unwrap_or_default(),
+                    ]
+                })
+                .collect();
+            text.push_str(&table::render_with_status(
+                &["ID", "STATUS", "ACTIVE", "STEP", "LOSS", "REASON"],
+                &rows,
+                table::colour(),
+            ));
+        }
+    }
+    out::line(text.trim_end());
 }
 
 pub fn execute(global: &Global, args: StatusArgs) -> Result<i32, CliError> {
     let store = open_store_refreshed()?;
     if let Some(id) = args.run_id {
-        let rec = find_run(&store, &id)?;
+        let rec = match find_run(&store, &id) {
+            Ok(rec) => rec,
+            Err(e) => {
+                let batch = super::resume_batch::records(&store, &id)?;
+                if batch.is_empty() {
+                    return Err(e);
+                }
+                describe_batch(global, &id, batch);
+                return Ok(0);
+            }
+        };
         if global.json {
             print_json(&rec);
         } else {

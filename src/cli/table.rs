@@ -86,6 +86,8 @@ pub fn status_text(status: Status, colour: bool) -> String {
         Status::Timeboxed => styled.blue(),
         Status::Failed | Status::Lost | Status::Rejected => styled.red(),
         Status::Stopped => styled.magenta(),
+        // Faded: a search's loser, not a problem.
+        Status::Pruned => styled.dim(),
     };
     styled.force_styling(true).to_string()
 }

@@ -2,7 +2,7 @@
 
 use super::{Job, Output, Results};
 use crate::actors::supervisor::Settings;
-use crate::actors::{SystemConfig, run_jobs};
+use crate::actors::{SystemConfig, Work, run_jobs, run_work};
 use crate::config::{Config, MemoryLimitAction};
 use crate::policy::{self, Visible};
 use crate::resources::Thresholds;
@@ -12,6 +12,20 @@ use crate::view::{Mode, View};
 /// Runs `jobs` here and returns how each ended; everything is on disk when this returns.
 pub fn run(store: &Store, config: &Config, output: Output, jobs: Vec<Job>) -> Results {
     run_jobs(store.clone(), system_config(config, output), jobs)
+}
+
+/// Runs an adaptive search here to its end (or until stopped); see [`crate::search`].
+pub fn run_search(
+    store: &Store,
+    config: &Config,
+    output: Output,
+    search: crate::actors::supervisor::SearchRun,
+) -> Results {
+    run_work(
+        store.clone(),
+        system_config(config, output),
+        Work::Search(search),
+    )
 }
 
 /// The actor system's settings from the effective config.

@@ -5,6 +5,7 @@
 pub mod local;
 pub mod new_runs;
 pub mod on_node;
+pub mod search_run;
 
 use crate::config::{Config, Executor};
 use crate::continuation::Plan;
@@ -27,6 +28,8 @@ pub struct Job {
     pub no_wait: bool,
     /// Restarts and rounds left to this run.
     pub plan: Plan,
+    /// A search run: stop gracefully at this rung's budget.
+    pub rung: Option<crate::search::RungTarget>,
 }
 
 impl Job {
@@ -40,6 +43,7 @@ impl Job {
             resume_from,
             no_wait: false,
             plan,
+            rung: None,
         }
     }
 
@@ -59,6 +63,7 @@ impl Job {
             resume_from,
             no_wait: false,
             plan,
+            rung: None,
         }
     }
 

@@ -61,6 +61,10 @@ pub struct NewRun {
     pub spec: RunSpec,
     pub params: Option<Map<String, Value>>,
     pub batch_id: Option<RunId>,
+    /// Its part in the batch's adaptive search: it is held until the search starts it.
+    pub search: Option<crate::search::SearchRecord>,
+    /// The batch's rounds, for `resume <batch-id>`.
+    pub rounds: Option<crate::continuation::BatchRounds>,
 }
 
 /// Enters the new records (queued, supervised by this process) in one write, in order, each
@@ -86,6 +90,14 @@ pub fn create_records(store: &Store, runs: Vec<NewRun>) -> Result<Vec<RunId>, Ne
             rec.supervisor = Some(me.clone());
             rec.params = run.params.clone();
             rec.batch_id = run.batch_id.clone();
+            if let Some(rounds) = &run.rounds {
+                rounds.write(&mut rec.extra);
+            }
+            if let Some(search) = &run.search {
+                crate::search::record::write(&mut rec.extra, search);
+                rec.held = true;
+                rec.reason = Some("waiting for its turn in the search".into());
+            }
             ex.put(&rec);
             ids.push(id);
         }

@@ -17,6 +17,8 @@ pub struct Series {
     pub points: Vec<(f64, f64)>,
     /// The steps at which attempts 2, 3, ... begin (the first step each of them reported).
     pub attempt_starts: Vec<f64>,
+    /// Drawn pale, behind the others (a search's pruned runs).
+    pub faded: bool,
 }
 
 impl Series {

@@ -192,6 +192,16 @@ enum LegendMark {
     Restart,
 }
 
+/// A series' line colour; faded ones (a search's pruned runs) are mixed three parts white.
+fn series_color(index: usize, faded: bool) -> RGBColor {
+    let RGBColor(r, g, b) = PALETTE[index % PALETTE.len()];
+    if !faded {
+        return RGBColor(r, g, b);
+    }
+    let pale = |c: u8| ((u16::from(c) + 3 * 255) / 4) as u8;
+    RGBColor(pale(r), pale(g), pale(b))
+}
+
 /// Legend layout, in pixels: the mark, the gap before the text, a text character (at most).
 const LEGEND_MARK: i32 = 22;
 const LEGEND_PAD: i32 = 10;
@@ -224,7 +234,7 @@ impl Chart<'_> {
             .enumerate()
             .map(|(index, s)| LegendEntry {
                 label: s.label.clone(),
-                mark: LegendMark::Line(PALETTE[index % PALETTE.len()]),
+                mark: LegendMark::Line(series_color(index, s.faded)),
             })
             .collect();
         let (x0, x1) = self.x_range;
@@ -309,7 +319,7 @@ impl Chart<'_> {
             .map_err(draw_error)?;
 
         for (index, s) in self.series.iter().enumerate() {
-            let color = PALETTE[index % PALETTE.len()];
+            let color = series_color(index, s.faded);
             let style = color.stroke_width(2);
             let thin = color.stroke_width(1);
             for &start in &s.attempt_starts {
@@ -476,6 +486,7 @@ mod tests {
                 })
                 .collect(),
             attempt_starts: Vec::new(),
+            faded: false,
         }
     }
 
@@ -532,6 +543,7 @@ mod tests {
             label: "single".to_string(),
             points: vec![(10.0, 0.5)],
             attempt_starts: Vec::new(),
+            faded: false,
         };
         let empty = Series {
             label: "nothing".to_string(),
@@ -571,6 +583,7 @@ mod tests {
             label: label.to_string(),
             points: (0..100).map(|i| (i as f64, scale * i as f64)).collect(),
             attempt_starts: vec![50.0],
+            faded: false,
         };
         render_file(
             &[rising("lr-0.1", 1.0), rising("lr-0.01", 0.9)],
@@ -608,6 +621,7 @@ mod tests {
                 .chain([(61.0, 0.0), (62.0, -1.0)])
                 .collect(),
             attempt_starts: vec![],
+            faded: false,
         };
         render_file(&[decay], "loss", &out, YScale::Log).unwrap();
         let svg = std::fs::read_to_string(&out).unwrap();
@@ -619,6 +633,7 @@ mod tests {
             label: "neg".to_string(),
             points: vec![(1.0, -2.0), (2.0, 0.0)],
             attempt_starts: vec![],
+            faded: false,
         };
         let err = render_file(&[only_negative], "loss", &out, YScale::Log).unwrap_err();
         assert!(
@@ -655,6 +670,7 @@ mod tests {
             label: "run-9".to_string(),
             points: vec![(1.0, f64::NAN)],
             attempt_starts: vec![],
+            faded: false,
         };
         let err = render_file(
             &[empty],
@@ -695,6 +711,7 @@ mod tests {
             label: "big".to_string(),
             points,
             attempt_starts: vec![],
+            faded: false,
         };
         render_file(&[s], "loss", &out, YScale::Linear).unwrap();
         assert!(std::fs::metadata(&out).unwrap().len() < 2_000_000);

@@ -148,6 +148,7 @@ fn draw_chart(
     let cols = width.saturating_sub(label_w + 2).max(MIN_COLS);
 
     let mut canvas = Canvas::new(cols, rows, braille);
+    canvas.faded = plotted.iter().map(|s| s.faded).collect();
     let x_map = Axis::new(x_min, x_max, cols * sub_w_per_cell);
     for (index, s) in plotted.iter().enumerate() {
         draw_series(&mut canvas, s, index, &x_map, &y_map);
@@ -197,7 +198,8 @@ fn draw_chart(
         let symbol = if braille { '⣿' } else { marker(index) };
         out.push_str("  ");
         if color {
-            let _ = write!(out, "\x1b[{}m{symbol}{RESET}", color_code(index));
+            let code = series_code(index, s.faded);
+            let _ = write!(out, "\x1b[{code}m{symbol}{RESET}");
         } else {
             out.push(symbol);
         }
@@ -270,6 +272,14 @@ fn marker(index: usize) -> char {
 fn color_code(index: usize) -> u8 {
     COLORS[index % COLORS.len()]
 }
+
+/// A series' colour; faded ones (a search's pruned runs) are grey.
+fn series_code(index: usize, faded: bool) -> u8 {
+    if faded { FADED } else { color_code(index) }
+}
+
+/// Bright black: grey on most terminals.
+const FADED: u8 = 90;
 
 /// Maps steps to sub-columns `0..n`; a single step goes to the middle.
 struct Axis {
@@ -371,6 +381,8 @@ struct Cell {
 struct Canvas {
     cols: usize,
     braille: bool,
+    /// Which series are drawn faded (grey), by index.
+    faded: Vec<bool>,
     cells: Vec<Cell>,
 }
 
@@ -379,6 +391,7 @@ impl Canvas {
         Canvas {
             cols,
             braille,
+            faded: Vec::new(),
             cells: vec![Cell::default(); cols * rows],
         }
     }
@@ -432,7 +445,8 @@ impl Canvas {
                 continue;
             }
             if color && current != Some(cell.owner) {
-                let _ = write!(out, "\x1b[{}m", color_code(cell.owner));
+                let faded = self.faded.get(cell.owner).copied().unwrap_or(false);
+                let _ = write!(out, "\x1b[{}m", series_code(cell.owner, faded));
                 current = Some(cell.owner);
             }
             out.push(if self.braille {
@@ -456,6 +470,7 @@ mod tests {
             label: label.to_string(),
             points,
             attempt_starts: Vec::new(),
+            faded: false,
         }
     }
 

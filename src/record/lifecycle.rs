@@ -44,6 +44,8 @@ pub enum Transition {
     SlurmEnded,
     /// queued | running | paused: ask its supervisor to stop it (a flag, no status change).
     RequestStop,
+    /// queued (held at a rung of a search) → pruned: the search ended without promoting it.
+    Prune,
     /// failed → stopped: the signal that killed the attempt was Slurm ending the job.
     BlameSlurm,
 }
@@ -66,6 +68,7 @@ impl Transition {
             Transition::MarkLost => "be marked lost",
             Transition::SlurmEnded => "take the end Slurm reported",
             Transition::RequestStop => "be asked to stop",
+            Transition::Prune => "be pruned",
             Transition::BlameSlurm => "be marked as ended by Slurm",
         }
     }
@@ -77,7 +80,7 @@ pub fn allowed(from: Status, transition: Transition) -> bool {
     use Transition::*;
     let ended = !from.is_active();
     match transition {
-        Wait | Hold | Release | Admit | EndUnstarted | Unsubmit => from == Queued,
+        Wait | Hold | Release | Admit | EndUnstarted | Unsubmit | Prune => from == Queued,
         Pause => from == Running,
         Unpause => from == Paused,
         Finish | Requeue => matches!(from, Running | Paused),
@@ -279,6 +282,13 @@ pub fn end_unstarted(
     Ok(())
 }
 
+/// A search run waiting at a rung ends `pruned`: the search is over and it was not promoted.
+pub fn prune(rec: &mut RunRecord, why: &str, now: u64) -> Result<(), Refused> {
+    check(rec, Transition::Prune)?;
+    end_run(rec, Status::Pruned, why, now);
+    Ok(())
+}
+
 /// An ended run is claimed by `supervisor` for its next attempt (`resume`).
 pub fn reclaim(rec: &mut RunRecord, supervisor: SupervisorRef, seq: u64) -> Result<(), Refused> {
     check(rec, Transition::Reclaim)?;
@@ -399,10 +409,10 @@ mod tests {
     use Status::*;
     use Transition::*;
 
-    const STATUSES: [Status; 9] = [
-        Queued, Running, Paused, Completed, Failed, Timeboxed, Stopped, Rejected, Lost,
+    const STATUSES: [Status; 10] = [
+        Queued, Running, Paused, Completed, Failed, Timeboxed, Stopped, Rejected, Lost, Pruned,
     ];
-    const TRANSITIONS: [Transition; 16] = [
+    const TRANSITIONS: [Transition; 17] = [
         Wait,
         Hold,
         Release,
@@ -418,21 +428,24 @@ mod tests {
         MarkLost,
         SlurmEnded,
         RequestStop,
+        Prune,
         BlameSlurm,
     ];
 
     /// The expected table, written out: the statuses each transition may leave from.
     fn expected(transition: Transition) -> &'static [Status] {
-        const ENDS: &[Status] = &[Completed, Failed, Timeboxed, Stopped, Rejected, Lost];
+        const ENDS: &[Status] = &[
+            Completed, Failed, Timeboxed, Stopped, Rejected, Lost, Pruned,
+        ];
         const ACTIVE: &[Status] = &[Queued, Running, Paused];
         match transition {
-            Wait | Hold | Release | Admit | EndUnstarted | Unsubmit => &[Queued],
+            Wait | Hold | Release | Admit | EndUnstarted | Unsubmit | Prune => &[Queued],
             Pause => &[Running],
             Unpause => &[Paused],
             Finish | Requeue => &[Running, Paused],
             Reclaim => ENDS,
             SubmitToSlurm => &[
-                Queued, Completed, Failed, Timeboxed, Stopped, Rejected, Lost,
+                Queued, Completed, Failed, Timeboxed, Stopped, Rejected, Lost, Pruned,
             ],
             MarkLost | SlurmEnded | RequestStop => ACTIVE,
             BlameSlurm => &[Failed],
@@ -512,6 +525,7 @@ mod tests {
             (MarkLost, |r| mark_lost(r, 5)),
             (SlurmEnded, |r| slurm_ended(r, Failed, "slurm: timeout", 5)),
             (RequestStop, request_stop),
+            (Prune, |r| prune(r, "search over", 5)),
             (BlameSlurm, |r| blame_slurm(r, "slurm: cancelled by root")),
         ];
         assert_eq!(calls.len(), TRANSITIONS.len());

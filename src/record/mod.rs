@@ -31,6 +31,8 @@ pub enum Status {
     Stopped,
     Rejected,
     Lost,
+    /// Stopped at a rung of an adaptive search and never promoted (see `crate::search`).
+    Pruned,
 }
 
 impl Status {
@@ -50,6 +52,7 @@ impl Status {
             Status::Stopped => "stopped",
             Status::Rejected => "rejected",
             Status::Lost => "lost",
+            Status::Pruned => "pruned",
         }
     }
 }

@@ -9,7 +9,7 @@ use crate::config::{Minutes, Override, all_keys};
 use super::errors::{Ctx, SweepError, closest, index_at, key_at, quote};
 use super::json::{self, Json, Params};
 use super::template::{ARGS, Template, args_pairs, value_text};
-use super::{Batch, MAX_RUNS, PlannedRun, sample};
+use super::{Batch, MAX_RUNS, PlannedRun, sample, search};
 
 /// Keys a run takes (at the top level they are the defaults of every run).
 const RUN_KEYS: &[&str] = &["script", "args", "name", "env", "cwd", "params"];
@@ -21,6 +21,7 @@ const BATCH_KEYS: &[&str] = &[
     "untilDone",
     "rounds",
     "maxTotalMinutes",
+    "search",
 ];
 /// The config key that is itself a list of runs; not allowed inside one.
 const EXPERIMENTS: &str = "experiments";
@@ -68,6 +69,7 @@ pub(crate) fn parse_file(value: &Json, origin: &str) -> Result<Batch, SweepError
     let mut until_done = false;
     let mut rounds = None;
     let mut max_total = None;
+    let mut search = None;
     for (key, value) in entries {
         if def_key(ctx, &mut top, key, value, "", origin)? {
             continue;
@@ -87,6 +89,7 @@ pub(crate) fn parse_file(value: &Json, origin: &str) -> Result<Batch, SweepError
                 rounds = u32::try_from(n).ok();
             }
             "maxTotalMinutes" => max_total = Some(total_minutes(ctx, value, key)?),
+            "search" => search = Some(search::parse(ctx, value, key)?),
             _ => return Err(unknown_key(ctx, key, "", &[RUN_KEYS, BATCH_KEYS].concat())),
         }
     }
@@ -141,6 +144,7 @@ pub(crate) fn parse_file(value: &Json, origin: &str) -> Result<Batch, SweepError
         until_done,
         rounds,
         max_total,
+        search,
     })
 }
 
@@ -157,6 +161,7 @@ pub(crate) fn parse_experiments(items: &[Json], origin: &str) -> Result<Batch, S
         until_done: false,
         rounds: None,
         max_total: None,
+        search: None,
     })
 }
 
@@ -545,7 +550,7 @@ fn parse_entry(ctx: Ctx, item: &Json, label: &str) -> Result<Def, SweepError> {
                 "a run cannot hold a grid or random samples; give this run's values in \"params\", or make a sweep file with a top-level grid/random"
             }
             "runs" => "runs cannot hold runs; list them all in one list",
-            "untilDone" | "rounds" | "maxTotalMinutes" => {
+            "untilDone" | "rounds" | "maxTotalMinutes" | "search" => {
                 "applies to the whole batch; set it at the top level of a sweep file"
             }
             _ => return Err(unknown_key(ctx, key, label, RUN_KEYS)),

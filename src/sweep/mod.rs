@@ -19,6 +19,10 @@
 //!   `args` gives `--param value` for every param; `{{` and `}}` are literal braces. Numbers
 //!   print as Python's `json`/`repr` prints them (`0.1`, `32`, `1e-05`), so a Python script
 //!   sees what it would have written.
+//! - `search`: `{"method": "asha", "metric": "val_loss", "mode": "min", "minBudget":
+//!   {"steps": 100}, "maxBudget": {"steps": 2700}, "reductionFactor": 3, "seed": 7}` makes the
+//!   runs the configurations of an adaptive search ([`crate::search`]); checked here, run by
+//!   the supervisor.
 //! - Any config key (`maxRunMinutes`, `"gpu": {"maxTempC": 80}`, ...) applies to the batch at
 //!   the top level, or to one run inside a `runs` entry. Values are checked later by
 //!   `config::load`; here only that the key exists.
@@ -31,6 +35,7 @@ mod errors;
 mod expand;
 mod json;
 mod sample;
+mod search;
 mod template;
 
 #[cfg(test)]
@@ -41,6 +46,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::config::Override;
+use crate::search::SearchSpec;
 
 pub use errors::SweepError;
 
@@ -60,6 +66,9 @@ pub struct Batch {
     pub rounds: Option<u32>,
     /// `maxTotalMinutes`: the active time one run may spend over all its rounds.
     pub max_total: Option<Duration>,
+    /// `search`: stop the losing runs early (see [`crate::search`]); the runs are its
+    /// configurations, started in [`crate::search::start_order`].
+    pub search: Option<SearchSpec>,
 }
 
 /// One run of a batch, its templates filled in.

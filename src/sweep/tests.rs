@@ -397,7 +397,7 @@ fn malformed_files_give_precise_errors() {
         ),
         (
             r#"{"script": "t.py", "banana": 1}"#,
-            r#"sweep.json: banana: unknown key; a sweep file takes script, args, name, env, cwd, params, grid, random, runs, untilDone, rounds, maxTotalMinutes and config keys (see backprop.config.example.json)"#,
+            r#"sweep.json: banana: unknown key; a sweep file takes script, args, name, env, cwd, params, grid, random, runs, untilDone, rounds, maxTotalMinutes, search and config keys (see backprop.config.example.json)"#,
         ),
         (
             r#"{"script": "t.py", "maxTempC": 80}"#,
@@ -650,4 +650,172 @@ fn errors_say_where() {
         err.to_string(),
         "sweep.json: grid.lr: empty list; give at least one value"
     );
+}
+
+const SEARCH_GRID: &str = r#""script": "train.py", "args": ["{args}", "--steps", "2700"],
+    "grid": {"lr": [0.1, 0.01, 0.001]}, "name": "lr{lr}""#;
+
+fn with_search(search: &str) -> String {
+    format!("{{{SEARCH_GRID}, \"search\": {search}}}")
+}
+
+#[test]
+fn a_search_block_is_carried_on_the_batch() {
+    use crate::search::{Budget, Method, Mode, SearchSpec};
+    let batch = ok(&with_search(
+        r#"{"method": "asha", "metric": "val_loss", "mode": "min",
+            "minBudget": {"steps": 100}, "maxBudget": {"steps": 2700},
+            "reductionFactor": 3, "seed": 7}"#,
+    ));
+    assert_eq!(batch.runs.len(), 3);
+    let spec = batch.search.expect("search");
+    assert_eq!(
+        spec,
+        SearchSpec {
+            method: Method::Asha,
+            metric: "val_loss".into(),
+            mode: Mode::Min,
+            min_budget: Budget::Steps(100),
+            max_budget: Budget::Steps(2700),
+            reduction_factor: 3,
+            seed: Some(7),
+        }
+    );
+    assert_eq!(
+        spec.summary(),
+        "asha on val_loss (min), rungs 100, 300, 900, 2700 steps"
+    );
+    // Minutes, mode max, the default reduction factor and no seed.
+    let batch = ok(&with_search(
+        r#"{"method": "asha", "metric": "val_acc", "mode": "max",
+            "minBudget": {"minutes": 0.5}, "maxBudget": {"minutes": 4.5}}"#,
+    ));
+    let spec = batch.search.unwrap();
+    assert_eq!(
+        (spec.mode, spec.reduction_factor, spec.seed),
+        (Mode::Max, 3, None)
+    );
+    assert_eq!(spec.max_budget, Budget::Active(Duration::from_secs(270)));
+    assert_eq!(spec.rungs().len(), 3);
+    // A single rung; no search, no spec.
+    let single = ok(&with_search(
+        r#"{"method": "asha", "metric": "loss", "mode": "min",
+            "minBudget": {"steps": 50}, "maxBudget": {"steps": 50}}"#,
+    ));
+    assert_eq!(single.search.unwrap().rungs(), [Budget::Steps(50)]);
+    assert_eq!(ok(&format!("{{{SEARCH_GRID}}}")).search, None);
+}
+
+#[test]
+fn invalid_search_blocks_say_where() {
+    let base = r#""method": "asha", "metric": "val_loss", "mode": "min""#;
+    let budgets = r#""minBudget": {"steps": 100}, "maxBudget": {"steps": 2700}"#;
+    let cases: Vec<(String, &str)> = vec![
+        (
+            with_search(&format!("{{{base}, {budgets}, \"reductionFactor\": 1}}")),
+            "sweep.json: search.reductionFactor: must be at least 2, got 1 (each rung keeps the best 1/η)",
+        ),
+        (
+            with_search(&format!("{{{base}, {budgets}, \"reductionFactor\": 2.5}}")),
+            "sweep.json: search.reductionFactor: expected a whole number of at least 2, like 3, got 2.5 (a number)",
+        ),
+        (
+            with_search(&format!("{{{base}, {budgets}, \"eta\": 3}}")),
+            "sweep.json: search.eta: unknown key (did you mean \"reductionFactor\"?); search takes method, metric, mode, minBudget, maxBudget, reductionFactor, seed",
+        ),
+        (
+            with_search(&format!("{{{base}, {budgets}, \"metrc\": \"x\"}}")),
+            "sweep.json: search.metrc: unknown key (did you mean \"metric\"?); search takes method, metric, mode, minBudget, maxBudget, reductionFactor, seed",
+        ),
+        (
+            with_search(&format!(
+                "{{{base}, \"minBudget\": {{\"steps\": 100}}, \"maxBudget\": {{\"minutes\": 30}}}}"
+            )),
+            "sweep.json: search.maxBudget: is in minutes while minBudget is in steps; give both budgets in the same unit",
+        ),
+        (
+            with_search(&format!(
+                "{{{base}, \"minBudget\": {{\"steps\": 900}}, \"maxBudget\": {{\"steps\": 300}}}}"
+            )),
+            "sweep.json: search.minBudget: 900 steps is more than maxBudget (300 steps)",
+        ),
+        (
+            with_search(&format!(
+                "{{{base}, \"minBudget\": {{\"epochs\": 1}}, \"maxBudget\": {{\"steps\": 300}}}}"
+            )),
+            "sweep.json: search.minBudget.epochs: unknown unit; a budget is in \"steps\" (the reported step) or \"minutes\" (active time)",
+        ),
+        (
+            with_search(&format!(
+                "{{{base}, \"minBudget\": 100, \"maxBudget\": {{\"steps\": 300}}}}"
+            )),
+            "sweep.json: search.minBudget: expected an object like {\"steps\": 100} or {\"minutes\": 2}, got 100 (a number)",
+        ),
+        (
+            with_search(&format!(
+                "{{{base}, \"minBudget\": {{\"steps\": 1, \"minutes\": 1}}, \"maxBudget\": {{\"steps\": 300}}}}"
+            )),
+            "sweep.json: search.minBudget: expected one unit, like {\"steps\": 100} or {\"minutes\": 2}, got {\"steps\": 1, \"minutes\": 1}",
+        ),
+        (
+            with_search(&format!(
+                "{{{base}, \"minBudget\": {{\"steps\": 0}}, \"maxBudget\": {{\"steps\": 300}}}}"
+            )),
+            "sweep.json: search.minBudget.steps: expected a number of steps, a whole number from 1 to 18446744073709551615, got 0 (a number)",
+        ),
+        (
+            with_search(&format!(
+                "{{{base}, \"minBudget\": {{\"minutes\": -1}}, \"maxBudget\": {{\"minutes\": 3}}}}"
+            )),
+            "sweep.json: search.minBudget.minutes: expected a number of minutes of active time above 0 (at least 1 ms), got -1 (a number)",
+        ),
+        (
+            with_search(&format!(
+                "{{\"method\": \"hyperband\", \"metric\": \"val_loss\", \"mode\": \"min\", {budgets}}}"
+            )),
+            "sweep.json: search.method: unknown method \"hyperband\"; the one method is \"asha\" (asynchronous successive halving)",
+        ),
+        (
+            with_search(&format!(
+                "{{\"method\": \"asha\", \"metric\": \"val_loss\", \"mode\": \"minimize\", {budgets}}}"
+            )),
+            "sweep.json: search.mode: expected \"min\" (lower is better) or \"max\" (higher is better), got \"minimize\"",
+        ),
+        (
+            with_search(&format!(
+                "{{\"method\": \"asha\", \"metric\": \"\", \"mode\": \"min\", {budgets}}}"
+            )),
+            "sweep.json: search.metric: empty; name a metric the script reports, like \"val_loss\"",
+        ),
+        (
+            with_search(&format!(
+                "{{\"method\": \"asha\", \"mode\": \"min\", {budgets}}}"
+            )),
+            "sweep.json: search: no \"metric\"; give it, like \"metric\": \"val_loss\"",
+        ),
+        (
+            with_search(&format!("{{{base}, \"minBudget\": {{\"steps\": 100}}}}")),
+            "sweep.json: search: no \"maxBudget\"; give it, like \"maxBudget\": {\"steps\": 2700}",
+        ),
+        (
+            with_search("\"asha\""),
+            "sweep.json: search: expected an object like {\"method\": \"asha\", \"metric\": \"val_loss\", \"mode\": \"min\", \"minBudget\": {\"steps\": 100}, \"maxBudget\": {\"steps\": 2700}}, got \"asha\" (a string)",
+        ),
+        (
+            r#"{"runs": [{"script": "t.py", "search": {}}]}"#.to_string(),
+            "sweep.json: runs[0].search: applies to the whole batch; set it at the top level of a sweep file",
+        ),
+        (
+            r#"{"script": "t.py", "serach": {}}"#.to_string(),
+            "sweep.json: serach: unknown key (did you mean \"search\"?)",
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (text, expected) in &cases {
+        let got = fails(text);
+        if got != *expected {
+            wrong.push(format!("{text}\n  expected: {expected}\n  got:      {got}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }

@@ -346,7 +346,7 @@ function tableView(main) {
   const rows = new Map();
   let records = [];
   const statusSelect = el("select", { id: "filter-status" },
-    el("option", { value: "", text: "any" }), STATUSES.map((s) => el("option", { value: s, text: s })));
+    el("option", { value: "", text: "any" }), [...STATUSES, "pruned"].map((s) => el("option", { value: s, text: s })));
   const nameInput = el("input", { type: "text", id: "filter-name", placeholder: "name or id (glob: lr0.1-*)" });
   const batchInput = el("input", { type: "text", id: "filter-batch", placeholder: "batch id" });
   const tbody = el("tbody");
@@ -638,28 +638,33 @@ function batchView(main, id) {
     renderRungs();
   }
 
-  // An adaptive search stores each run's rungs: the metric it had at each rung, and how far
-  // it was promoted.
+  // An adaptive search keeps, on each run's record under `search`, the search's spec and the
+  // run's own part: its start position, its metric at each rung it finished, how far it was
+  // promoted and how it left the search.
   function renderRungs() {
-    const searched = state.runs.filter((r) => r.search && typeof r.search === "object");
+    const searched = state.runs.filter((r) => r.search && typeof r.search === "object" && r.search.run);
     if (!searched.length) { fill(rungs); return; }
-    const rungCount = Math.max(0, ...searched.map((r) => (r.search.rungs || []).reduce((m, g) => Math.max(m, (g.rung ?? 0) + 1), 0)));
+    const spec = searched[0].search.spec || {};
+    const part = (r) => r.search.run;
+    const rungCount = Math.max(0, ...searched.map((r) => (part(r).rungs || []).reduce((m, g) => Math.max(m, (g.rung ?? 0) + 1), 0)));
     const rungNumbers = Array.from({ length: rungCount }, (_, i) => i);
-    const ordered = [...searched].sort((a, b) => (a.search.position ?? 1e9) - (b.search.position ?? 1e9));
-    fill(rungs, el("h2", { text: "Search rungs" }), el("table", { id: "rungs" },
+    const ordered = [...searched].sort((a, b) => (part(a).position ?? 1e9) - (part(b).position ?? 1e9));
+    const title = "Search rungs" + (spec.metric ? " (" + spec.metric + (spec.mode ? ", " + spec.mode : "") + ")" : "");
+    fill(rungs, el("h2", { text: title }), el("table", { id: "rungs" },
       el("thead", {}, el("tr", {}, ["Position", "Run", "Status", ...rungNumbers.map((n) => "Rung " + n), "Promoted to", "End"].map((h) => el("th", { text: h })))),
       el("tbody", {}, ordered.map((r) => {
-        const byRung = new Map((r.search.rungs || []).map((g) => [g.rung, g]));
+        const s = part(r);
+        const byRung = new Map((s.rungs || []).map((g) => [g.rung, g]));
         return el("tr", { "data-id": r.id },
-          el("td", { class: "num", text: r.search.position ?? "-" }),
+          el("td", { class: "num", text: s.position ?? "-" }),
           el("td", {}, runLink(r.id)),
-          el("td", {}, statusBadge(r.status), r.search.started === false ? el("span", { class: "muted", text: " not started" }) : null),
+          el("td", {}, statusBadge(r.status), s.started === false ? el("span", { class: "muted", text: " not started" }) : null),
           rungNumbers.map((n) => {
             const g = byRung.get(n);
             return el("td", { class: "num", text: g ? numberText(g.metric) + " @" + (g.step ?? "-") + (g.activeMs ? " (" + durationText(g.activeMs) + ")" : "") : "" });
           }),
-          el("td", { class: "num", text: r.search.promotedTo ?? "-" }),
-          el("td", {}, r.search.end ? statusBadge(r.search.end) : "-"));
+          el("td", { class: "num", text: s.promotedTo ?? "-" }),
+          el("td", {}, s.end ? statusBadge(s.end) : "-"));
       }))));
   }
 
