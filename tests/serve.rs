@@ -567,3 +567,40 @@ fn thousands_of_random_requests_are_all_answered_and_the_server_stays_up() {
         "the requests reached several kinds of answer: {statuses:?}"
     );
 }
+
+#[test]
+fn a_bind_beyond_loopback_is_warned_about_and_loopback_is_not() {
+    let env = filled_env();
+    let first_line_and_warning = |bind: &str| {
+        let mut child = env
+            .cmd()
+            .args(["serve", "--port", "0", "--bind", bind])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        // The warning comes before the address: once the address is out, it was said or not.
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let out = child.wait_with_output().unwrap();
+        (line, String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (line, stderr) = first_line_and_warning("0.0.0.0");
+    assert!(line.starts_with("http://127.0.0.1:"), "{line}");
+    assert!(stderr.contains("reachable from other machines"), "{stderr}");
+    let (line, stderr) = first_line_and_warning("127.0.0.1");
+    assert!(line.starts_with("http://127.0.0.1:"), "{line}");
+    assert!(
+        !stderr.contains("reachable from other machines"),
+        "{stderr}"
+    );
+}
