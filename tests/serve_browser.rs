@@ -17,8 +17,10 @@ use backprop::store::Store;
 use common::fake_gpu::{GpuEnv, gpu};
 use common::{script, wait_for};
 use fantoccini::{Client, ClientBuilder};
+use futures_util::FutureExt;
 use serde_json::{Value, json};
 use serve_support::Server;
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -180,6 +182,23 @@ fn finished(store: &Store, id: &str, batch: &str, start: f64, created: u64) {
     std::fs::write(dir.join("metrics.jsonl"), metrics).unwrap();
 }
 
+/// The `backprop run` processes a test started: asked to stop (SIGTERM) and waited for when
+/// dropped, so a failing test leaves no run behind.
+#[derive(Default)]
+struct Runs(Vec<Child>);
+
+impl Drop for Runs {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            if child.try_wait().ok().flatten().is_none() {
+                let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            }
+            let _ = child.wait();
+        }
+    }
+}
+
 /// A run of `sleeper.py` (progress every 0.1 s) on one GPU, started in the background.
 fn start_run(env: &GpuEnv, id: &str) -> Child {
     env.cmd()
@@ -222,7 +241,8 @@ fn the_dashboard_in_a_real_browser() {
         - 3_600_000;
     finished(&store, "sweep-a", "b-1", 2.0, hour_ago);
     finished(&store, "sweep-b", "b-1", 1.2, hour_ago + 60_000);
-    let mut first = start_run(&env, "live-1");
+    let mut runs = Runs::default();
+    runs.0.push(start_run(&env, "live-1"));
     assert!(
         wait_for(PATIENCE, || env.env.run_dir("live-1").join("pid").exists()),
         "live-1 starts"
@@ -234,9 +254,10 @@ fn the_dashboard_in_a_real_browser() {
         .enable_all()
         .build()
         .unwrap();
-    let mut second = None;
     runtime.block_on(async {
         let client = open_browser(&driver, &browser).await;
+        // The browser is closed whatever happens below, then a failure is passed on.
+        let checks = AssertUnwindSafe(async {
         client.goto(&server.url).await.unwrap();
         wait_in_page(
             &client,
@@ -248,7 +269,7 @@ fn the_dashboard_in_a_real_browser() {
         client.execute("window.loadedOnce = true; return true", vec![]).await.unwrap();
 
         // A run started after the page loaded appears, running, by itself.
-        second = Some(start_run(&env, "live-2"));
+        runs.0.push(start_run(&env, "live-2"));
         wait_in_page(
             &client,
             "live-2 running in the run table",
@@ -329,7 +350,13 @@ fn the_dashboard_in_a_real_browser() {
         )
         .await;
         screenshot(&client, "gpus").await;
-        client.close().await.unwrap();
+        })
+        .catch_unwind()
+        .await;
+        let _ = client.close().await;
+        if let Err(failure) = checks {
+            std::panic::resume_unwind(failure);
+        }
     });
 
     let stopped = env.run(&["stop", "live-1"]);
@@ -339,9 +366,6 @@ fn the_dashboard_in_a_real_browser() {
         "{}",
         common::stderr_of(&stopped)
     );
-    let _ = first.wait();
-    if let Some(mut second) = second {
-        let _ = second.wait();
-    }
+    drop(runs);
     drop(server);
 }
