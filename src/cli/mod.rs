@@ -15,6 +15,7 @@ mod resume;
 mod resume_batch;
 mod run;
 mod search_summary;
+mod serve;
 mod slurm_wait;
 mod status;
 mod stop;
@@ -25,6 +26,7 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 pub use common::CliError;
+pub(crate) use status::status_json;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -66,6 +68,8 @@ pub enum Command {
     Stop(stop::StopArgs),
     /// A run's captured output
     Logs(logs::LogsArgs),
+    /// A live dashboard of runs, batches and GPUs in the browser (local, token-protected)
+    Serve(serve::ServeArgs),
     /// A metric over steps, in the terminal or as an image; several runs overlay
     Plot(plot::PlotArgs),
     /// The effective configuration and the source of every value
@@ -124,6 +128,7 @@ pub fn main() -> i32 {
         Command::Status(args) => status::execute(&global, args),
         Command::Stop(args) => stop::execute(&global, args),
         Command::Logs(args) => logs::execute(&global, args),
+        Command::Serve(args) => serve::execute(&global, args),
         Command::Config(args) => config::execute(&global, *args),
         Command::Plot(args) => plot::execute(&global, args),
         Command::Completions(args) => completions::execute(&global, args),
@@ -150,7 +155,9 @@ pub fn main() -> i32 {
 fn init_tracing(verbose: u8) {
     use tracing_subscriber::EnvFilter;
     let default = match verbose {
-        0 | 1 => "warn",
+        // A malformed request to `serve` is answered 400; the HTTP layer's own report of
+        // it would only be noise on the terminal.
+        0 | 1 => "warn,actix_http=off",
         2 => "debug",
         _ => "trace",
     };

@@ -6,9 +6,11 @@ use super::common::{
     time_text,
 };
 use super::{out, table};
+use crate::config::Config;
 use crate::gpu::{ComputeMode, GpuInfo};
 use crate::record::{RunRecord, Status};
-use crate::resources::{self, GpuState, Thresholds, Verdict};
+use crate::resources::{self, GpuState, Snapshot, Thresholds, Verdict};
+use crate::store::{Store, StoreError};
 use clap::Args;
 use serde_json::json;
 use std::collections::HashMap;
@@ -101,41 +103,14 @@ pub fn execute(global: &Global, args: StatusArgs) -> Result<i32, CliError> {
         config.gpu.probe_timeout.duration(),
     )
     .sample();
-    let limits = Thresholds {
-        min_free_ram_gb: config.min_free_ram_gb,
-        max_cpu_load: config.max_cpu_load,
-    };
-    let verdict = match resources::check(&snapshot, &limits) {
-        Verdict::Go => None,
-        Verdict::Wait(why) => Some(why),
-    };
+    if global.json {
+        print_json(&status_json(&store, &config, &snapshot)?);
+        return Ok(0);
+    }
+    let verdict = start_verdict(&config, &snapshot);
     let mut active: Vec<RunRecord> = store.active()?;
     super::list::sort_newest_first(&mut active);
     let holders = gpu_holders(&active);
-    if global.json {
-        let gpus: Vec<_> = snapshot
-            .gpu
-            .gpus
-            .iter()
-            .map(|g| {
-                let mut value = serde_json::to_value(g).expect("serialisable");
-                value["runs"] = json!(holders.get(&g.index).cloned().unwrap_or_default());
-                value
-            })
-            .collect();
-        print_json(&json!({
-            "cpu": {"loadPerCore": snapshot.load_per_core, "cpus": snapshot.cpus, "maxCpuLoad": config.max_cpu_load},
-            "ram": {"freeGB": snapshot.free_ram_gb, "totalGB": snapshot.total_ram_gb, "minFreeRamGB": config.min_free_ram_gb},
-            "resourceError": snapshot.error,
-            "gpus": gpus,
-            "gpuProcesses": snapshot.gpu.processes,
-            "gpuProbe": {"kind": snapshot.gpu.probe, "error": snapshot.gpu.error, "note": snapshot.gpu.note, "takenMs": snapshot.gpu.taken_ms, "visibleDevicesNote": visible_note(&snapshot.gpu)},
-            "startBlockedBy": verdict,
-            "store": store_json(&store),
-            "runs": active,
-        }));
-        return Ok(0);
-    }
     let mut text = format!(
         "CPU   load {:.2} per core ({} cores, maxCpuLoad {})\n",
         snapshot.load_per_core, snapshot.cpus, config.max_cpu_load
@@ -192,6 +167,52 @@ pub fn execute(global: &Global, args: StatusArgs) -> Result<i32, CliError> {
     Ok(0)
 }
 
+/// Why a new run would wait now, if it would.
+fn start_verdict(config: &Config, snapshot: &Snapshot) -> Option<String> {
+    let limits = Thresholds {
+        min_free_ram_gb: config.min_free_ram_gb,
+        max_cpu_load: config.max_cpu_load,
+    };
+    match resources::check(snapshot, &limits) {
+        Verdict::Go => None,
+        Verdict::Wait(why) => Some(why),
+    }
+}
+
+/// What `status --json` prints (and the dashboard's `/api/status` serves): CPU, RAM, the
+/// GPUs each with the runs holding them, the probe, why a start would wait, the store, and
+/// the active runs newest first.
+pub(crate) fn status_json(
+    store: &Store,
+    config: &Config,
+    snapshot: &Snapshot,
+) -> Result<serde_json::Value, StoreError> {
+    let mut active: Vec<RunRecord> = store.active()?;
+    super::list::sort_newest_first(&mut active);
+    let holders = gpu_holders(&active);
+    let gpus: Vec<_> = snapshot
+        .gpu
+        .gpus
+        .iter()
+        .map(|g| {
+            let mut value = serde_json::to_value(g).expect("serialisable");
+            value["runs"] = json!(holders.get(&g.index).cloned().unwrap_or_default());
+            value
+        })
+        .collect();
+    Ok(json!({
+        "cpu": {"loadPerCore": snapshot.load_per_core, "cpus": snapshot.cpus, "maxCpuLoad": config.max_cpu_load},
+        "ram": {"freeGB": snapshot.free_ram_gb, "totalGB": snapshot.total_ram_gb, "minFreeRamGB": config.min_free_ram_gb},
+        "resourceError": snapshot.error,
+        "gpus": gpus,
+        "gpuProcesses": snapshot.gpu.processes,
+        "gpuProbe": {"kind": snapshot.gpu.probe, "error": snapshot.gpu.error, "note": snapshot.gpu.note, "takenMs": snapshot.gpu.taken_ms, "visibleDevicesNote": visible_note(&snapshot.gpu)},
+        "startBlockedBy": start_verdict(config, snapshot),
+        "store": store_json(store),
+        "runs": active,
+    }))
+}
+
 /// Why a run is where it is. A queued run always has an answer: before its process has
 /// asked for a start (or after `resume` claimed it) no reason is stored yet.
 fn reason_text(rec: &RunRecord) -> Option<String> {
@@ -204,7 +225,7 @@ fn reason_text(rec: &RunRecord) -> Option<String> {
 }
 
 /// Which active runs hold (or have reserved) each GPU.
-fn gpu_holders(active: &[RunRecord]) -> HashMap<u32, Vec<String>> {
+pub(crate) fn gpu_holders(active: &[RunRecord]) -> HashMap<u32, Vec<String>> {
     let mut holders: HashMap<u32, Vec<String>> = HashMap::new();
     for rec in active {
         if let Some(lease) = &rec.gpu_lease {

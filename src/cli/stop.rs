@@ -4,14 +4,10 @@
 
 use super::Global;
 use super::common::{CliError, open_store};
-use crate::proc_info::{self, Liveness};
 use crate::record::RunRecord;
-use crate::record::lifecycle;
 use crate::runid::RunId;
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 use clap::Args;
-use nix::sys::signal::Signal;
-use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 #[derive(Args, Debug)]
@@ -46,33 +42,10 @@ pub fn execute(global: &Global, args: StopArgs) -> Result<i32, CliError> {
         }
         return Ok(0);
     }
-    let ids: Vec<RunId> = active.iter().map(|r| r.id.clone()).collect();
-    // Runs handed to Slurm are stopped through Slurm (their node reads no store).
-    let (on_slurm, here): (Vec<&RunRecord>, Vec<&RunRecord>) =
-        active.iter().copied().partition(|r| r.slurm.is_some());
-    let local_ids: Vec<RunId> = here.iter().map(|r| r.id.clone()).collect();
-    store.update(|ex| {
-        for id in &local_ids {
-            if let Ok(mut rec) = ex.record(id)
-                && lifecycle::request_stop(&mut rec).is_ok()
-            {
-                ex.put(&rec);
-            }
-        }
+    let ids = crate::stopping::request(&store, &active).map_err(|e| match e {
+        crate::stopping::StopError::Store(e) => CliError::from(e),
+        crate::stopping::StopError::Slurm(message) => CliError::with_code(1, message),
     })?;
-    let host = proc_info::hostname();
-    let supervisors: BTreeSet<u32> = here
-        .iter()
-        .filter_map(|r| r.supervisor.as_ref())
-        .filter(|s| proc_info::liveness(s, &host) == Liveness::Alive)
-        .map(|s| s.pid)
-        .collect();
-    for pid in supervisors {
-        crate::process::signal_pid(pid, Signal::SIGUSR2);
-    }
-    if !on_slurm.is_empty() {
-        crate::slurm::stop::stop(&store, &on_slurm).map_err(|e| CliError::with_code(1, e))?;
-    }
     if args.no_wait {
         return Ok(0);
     }
@@ -114,17 +87,5 @@ pub fn execute(global: &Global, args: StopArgs) -> Result<i32, CliError> {
 
 /// The runs named: one run, every run of a batch, or (no id) every active run.
 fn targets(store: &Store, id: Option<&RunId>) -> Result<Vec<RunRecord>, CliError> {
-    let Some(id) = id else {
-        return Ok(store.active()?);
-    };
-    match store.get(id) {
-        Ok(rec) => return Ok(vec![rec]),
-        Err(StoreError::NotFound(_)) => {}
-        Err(e) => return Err(e.into()),
-    }
-    let batch = crate::store::query::batch(store.connect()?.conn(), id)?;
-    if batch.is_empty() {
-        return Err(StoreError::NotFound(id.to_string()).into());
-    }
-    Ok(batch)
+    Ok(crate::stopping::targets(store, id)?)
 }

@@ -436,7 +436,13 @@ impl Db {
     /// of a newer format.
     fn prepare(&mut self) -> Result<(), StoreError> {
         match schema::version_of(&self.conn).map_err(sql("read the version"))? {
-            schema::Found::Current => Ok(()),
+            schema::Found::Current => {
+                if schema::needs_upgrade(&self.conn).map_err(sql("read the layout"))? {
+                    self.update(|tx| schema::upgrade(tx.connection()))?
+                        .map_err(sql("add the update stamp"))?;
+                }
+                Ok(())
+            }
             schema::Found::Newer(found) => Err(self.newer(found)),
             schema::Found::Empty => {
                 self.update(|tx| schema::create(tx.connection()))?

@@ -224,6 +224,87 @@ pub fn each_record(
     Ok(())
 }
 
+/// A run as a live view shows it after a change: the indexed columns of its row (no JSON is
+/// parsed), named as in the record.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunChange {
+    pub id: String,
+    pub name: String,
+    pub status: String,
+    pub batch_id: Option<String>,
+    pub created_time: u64,
+    pub start_time: Option<u64>,
+    pub end_time: Option<u64>,
+    pub active_ms: u64,
+    pub last_step: Option<u64>,
+    pub last_loss: Option<f64>,
+    pub checkpoints: u64,
+    pub attempts: u64,
+    /// When the row was last written (epoch ms, made strictly increasing across writes).
+    pub updated_ms: u64,
+}
+
+/// The runs written after `since_ms` (an `updated_ms` seen before), oldest change first, at
+/// most `limit`: found through the `updated_ms` index, so a poll costs only what changed.
+pub fn updated_since(
+    conn: &Connection,
+    since_ms: u64,
+    limit: usize,
+) -> Result<Vec<RunChange>, StoreError> {
+    let mut statement = conn
+        .prepare_cached(
+            "SELECT id, name, status, batch_id, created_time, start_time, end_time, active_ms,
+                    last_step, last_loss, checkpoints, attempts, updated_ms
+             FROM runs WHERE updated_ms > ?1 ORDER BY updated_ms LIMIT ?2",
+        )
+        .map_err(sql("read the changed runs"))?;
+    let as_u64 = |v: Option<i64>| v.map(|v| v.max(0) as u64);
+    let rows = statement
+        .query_map(rusqlite::params![since_ms as i64, limit as i64], |row| {
+            Ok(RunChange {
+                id: row.get(0)?,
+                name: row.get(1)?,
+                status: row.get(2)?,
+                batch_id: row.get(3)?,
+                created_time: row.get::<_, i64>(4)?.max(0) as u64,
+                start_time: as_u64(row.get(5)?),
+                end_time: as_u64(row.get(6)?),
+                active_ms: row.get::<_, i64>(7)?.max(0) as u64,
+                last_step: as_u64(row.get(8)?),
+                last_loss: row.get(9)?,
+                checkpoints: row.get::<_, i64>(10)?.max(0) as u64,
+                attempts: row.get::<_, i64>(11)?.max(0) as u64,
+                updated_ms: row.get::<_, i64>(12)?.max(0) as u64,
+            })
+        })
+        .map_err(sql("read the changed runs"))?;
+    rows.collect::<Result<Vec<_>, _>>()
+        .map_err(sql("read the changed runs"))
+}
+
+/// The latest `updated_ms` in the store (0 when no row has one): where a watcher starts.
+pub fn latest_update(conn: &Connection) -> Result<u64, StoreError> {
+    conn.query_row("SELECT max(updated_ms) FROM runs", [], |row| {
+        row.get::<_, Option<i64>>(0)
+    })
+    .map(|latest| latest.unwrap_or(0).max(0) as u64)
+    .map_err(sql("read the latest update"))
+}
+
+/// A number that grows with every committed change to the store (one indexed row): a poller
+/// reads it first and looks for what changed only when it moved.
+pub fn generation(conn: &Connection) -> Result<u64, StoreError> {
+    conn.query_row(
+        "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'generation'",
+        [],
+        |row| row.get::<_, i64>(0),
+    )
+    .optional()
+    .map(|g| g.unwrap_or(0).max(0) as u64)
+    .map_err(sql("read the store's generation"))
+}
+
 /// Entries an import could not read as records, kept as they were: (id, raw, why).
 pub fn unreadable(conn: &Connection) -> Result<Vec<(String, String, String)>, StoreError> {
     let mut statement = conn

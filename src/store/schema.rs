@@ -28,11 +28,13 @@ CREATE TABLE IF NOT EXISTS runs (
     slurm_job    TEXT,
     slurm_state  TEXT,
     stop_requested INTEGER NOT NULL,
-    record       TEXT NOT NULL
+    record       TEXT NOT NULL,
+    updated_ms   INTEGER
 );
 CREATE INDEX IF NOT EXISTS runs_by_status ON runs(status);
 CREATE INDEX IF NOT EXISTS runs_by_batch ON runs(batch_id) WHERE batch_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS runs_by_slurm_state ON runs(slurm_state) WHERE slurm_state IS NOT NULL;
+CREATE INDEX IF NOT EXISTS runs_by_update ON runs(updated_ms);
 -- Covers `list`: its rows are read from this index alone, never from the (large) records.
 CREATE INDEX IF NOT EXISTS runs_for_list ON runs(created_time, id, name, status, active_ms,
     last_step, last_loss, checkpoints, start_time, slurm_job, slurm_state);
@@ -88,6 +90,33 @@ pub fn version_of(conn: &Connection) -> rusqlite::Result<Found> {
         v if v > VERSION => Found::Newer(v),
         _ => Found::Current,
     })
+}
+
+/// `updated_ms` came after the first SQLite layout: a store made before it gains the column
+/// and its index in place (the version stays 2, so an older backprop still reads and writes
+/// the store; the rows it writes carry no stamp).
+const UPDATE_STAMP: &str = "
+ALTER TABLE runs ADD COLUMN updated_ms INTEGER;
+CREATE INDEX IF NOT EXISTS runs_by_update ON runs(updated_ms);
+";
+
+/// Whether the runs table lacks a column added since the first layout.
+pub fn needs_upgrade(conn: &Connection) -> rusqlite::Result<bool> {
+    let has_stamp: bool = conn.query_row(
+        "SELECT count(*) FROM pragma_table_info('runs') WHERE name = 'updated_ms'",
+        [],
+        |row| row.get::<_, i64>(0).map(|n| n > 0),
+    )?;
+    Ok(!has_stamp)
+}
+
+/// Adds what [`needs_upgrade`] found missing; call inside a write transaction, which makes
+/// the check and the change one step for concurrent openers.
+pub fn upgrade(conn: &Connection) -> rusqlite::Result<()> {
+    if needs_upgrade(conn)? {
+        conn.execute_batch(UPDATE_STAMP)?;
+    }
+    Ok(())
 }
 
 /// Creates the tables (once) and stamps the version.

@@ -238,6 +238,112 @@ fn an_unwritable_home_is_a_clear_error() {
 }
 
 #[test]
+fn every_put_stamps_the_row_and_updated_since_finds_only_later_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let conn = || store.connect().unwrap();
+    assert_eq!(query::latest_update(conn().conn()).unwrap(), 0);
+    // Three puts in one transaction and one in another: every stamp is a new one.
+    store
+        .update(|tx| {
+            tx.put(&record("a"));
+            tx.put(&record("b"));
+            tx.put(&record("a"));
+        })
+        .unwrap();
+    let first = query::updated_since(conn().conn(), 0, 100).unwrap();
+    let ids: Vec<&str> = first.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, ["b", "a"], "oldest change first, one row per run");
+    assert!(first[0].updated_ms < first[1].updated_ms);
+    let seen = query::latest_update(conn().conn()).unwrap();
+    assert_eq!(seen, first[1].updated_ms);
+    assert!(
+        query::updated_since(conn().conn(), seen, 100)
+            .unwrap()
+            .is_empty()
+    );
+    let generation = query::generation(conn().conn()).unwrap();
+    store.update_record("b", |r| r.last_step = Some(7)).unwrap();
+    let later = query::updated_since(conn().conn(), seen, 100).unwrap();
+    assert_eq!(later.len(), 1);
+    assert_eq!(
+        (
+            later[0].id.as_str(),
+            later[0].last_step,
+            later[0].status.as_str()
+        ),
+        ("b", Some(7), "queued")
+    );
+    assert!(later[0].updated_ms > seen);
+    assert!(query::generation(conn().conn()).unwrap() > generation);
+    // The limit bounds one read; the rest follow from the last stamp read.
+    let page = query::updated_since(conn().conn(), 0, 1).unwrap();
+    assert_eq!(page[0].id, "a");
+}
+
+#[test]
+fn a_stamp_never_goes_back_even_when_the_clock_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store.update(|tx| tx.put(&record("a"))).unwrap();
+    // A write from a host whose clock is an hour ahead.
+    let ahead = crate::clock::now_ms() as i64 + 3_600_000;
+    store
+        .connect()
+        .unwrap()
+        .conn()
+        .execute("UPDATE runs SET updated_ms = ?1 WHERE id = 'a'", [ahead])
+        .unwrap();
+    store.update(|tx| tx.put(&record("b"))).unwrap();
+    let changes = query::updated_since(store.connect().unwrap().conn(), ahead as u64, 10).unwrap();
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0].id, "b");
+    assert_eq!(changes[0].updated_ms, ahead as u64 + 1);
+}
+
+#[test]
+fn a_store_made_before_the_update_stamp_gains_it_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store.update(|tx| tx.put(&record("old"))).unwrap();
+    drop(store);
+    // The first SQLite layout: no updated_ms column, no index on it.
+    let conn = rusqlite::Connection::open(dir.path().join(DB_FILE)).unwrap();
+    conn.execute_batch("DROP INDEX runs_by_update; ALTER TABLE runs DROP COLUMN updated_ms;")
+        .unwrap();
+    assert!(schema::needs_upgrade(&conn).unwrap());
+    drop(conn);
+    let store = Store::open(dir.path()).unwrap();
+    let db = store.connect().unwrap();
+    assert!(!schema::needs_upgrade(db.conn()).unwrap());
+    let version: i64 = db
+        .conn()
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .unwrap();
+    assert_eq!(
+        version,
+        schema::VERSION,
+        "the format stays readable by older backprop"
+    );
+    // The old row has no stamp; the next write of it does.
+    assert!(query::updated_since(db.conn(), 0, 10).unwrap().is_empty());
+    assert_eq!(store.get("old").unwrap().status(), Status::Queued);
+    store.update_record("old", |r| r.name = "n".into()).unwrap();
+    let changes = query::updated_since(db.conn(), 0, 10).unwrap();
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0].name, "n");
+    let plan: String = db
+        .conn()
+        .query_row(
+            "EXPLAIN QUERY PLAN SELECT id FROM runs WHERE updated_ms > 5",
+            [],
+            |row| row.get(3),
+        )
+        .unwrap();
+    assert!(plan.contains("runs_by_update"), "{plan}");
+}
+
+#[test]
 fn a_new_database_over_old_run_directories_asks_once_for_them_to_be_checked() {
     let dir = tempfile::tempdir().unwrap();
     let fresh = Store::open(&dir.path().join("new")).unwrap();

@@ -15,6 +15,8 @@ pub struct Tx<'a> {
     changed: bool,
     /// The records written, as written (for a supervisor's own copy of its runs).
     written: Vec<RunRecord>,
+    /// The last `updated_ms` stamped in this transaction.
+    last_stamp: Option<i64>,
 }
 
 impl<'a> Tx<'a> {
@@ -26,6 +28,7 @@ impl<'a> Tx<'a> {
             urgent: false,
             changed: false,
             written: Vec::new(),
+            last_stamp: None,
         }
     }
 
@@ -156,13 +159,16 @@ impl<'a> Tx<'a> {
             }
         };
         self.changed = true;
+        let updated_ms = self.next_stamp()?;
         let record = serde_json::to_string(rec).expect("a record always serialises");
         self.tx
             .execute(
                 "INSERT OR REPLACE INTO runs (id, status, name, batch_id, queue_seq, held,
                     created_time, start_time, end_time, active_ms, last_step, last_loss,
-                    checkpoints, attempts, slurm_job, slurm_state, stop_requested, record)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+                    checkpoints, attempts, slurm_job, slurm_state, stop_requested, record,
+                    updated_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
+                    ?19)",
                 params![
                     rec.id.as_str(),
                     status.as_str(),
@@ -182,10 +188,28 @@ impl<'a> Tx<'a> {
                     rec.slurm.as_ref().and_then(|j| j.state.as_deref()),
                     rec.stop_requested,
                     record,
+                    updated_ms,
                 ],
             )
             .map_err(super::sql("write a record"))?;
         self.write_rows(rec)
+    }
+
+    /// The `updated_ms` of the next row written: the time now, but always after every stamp
+    /// already in the store, so that "updated since T" misses no write even when two writes
+    /// fall in one millisecond or a host's clock is behind (writers are serialised).
+    fn next_stamp(&mut self) -> Result<i64, StoreError> {
+        let latest = match self.last_stamp {
+            Some(stamp) => Some(stamp),
+            None => self
+                .tx
+                .query_row("SELECT max(updated_ms) FROM runs", [], |row| row.get(0))
+                .map_err(super::sql("read the latest update"))?,
+        };
+        let now = crate::clock::now_ms() as i64;
+        let stamp = latest.map_or(now, |latest: i64| now.max(latest + 1));
+        self.last_stamp = Some(stamp);
+        Ok(stamp)
     }
 
     /// The attempt and lease rows of `rec`, replaced.
