@@ -93,6 +93,18 @@ fn accounted_state(job: &str) -> String {
     state
 }
 
+/// A long sleeper holding the cluster's one GPU (or waiting for it); its run id.
+fn submit_gpu_sleeper(env: &Env) -> String {
+    submitted_id(&env.run(&[
+        "run",
+        "--executor",
+        "slurm",
+        "--gpus",
+        "1",
+        &script("sleeper.py"),
+    ]))
+}
+
 fn write_config(env: &Env, config: Value) -> String {
     let path = env.work.path().join("slurm.config.json");
     std::fs::write(&path, config.to_string()).unwrap();
@@ -363,19 +375,9 @@ fn list_shows_why_a_job_waits_and_where_one_runs_and_cancels_get_slurms_reason()
     let env = Env::new();
     let Some(_turn) = turn(&env) else { return };
     // The cluster's only GPU is held by the first run, so the second waits in Slurm's queue.
-    let submit = || {
-        submitted_id(&env.run(&[
-            "run",
-            "--executor",
-            "slurm",
-            "--gpus",
-            "1",
-            &script("sleeper.py"),
-        ]))
-    };
-    let holder = submit();
+    let holder = submit_gpu_sleeper(&env);
     wait_record(&env, &holder, 120, |r| r["status"] == "running");
-    let waiter = submit();
+    let waiter = submit_gpu_sleeper(&env);
     let shown = wait_for(Duration::from_secs(60), || {
         let list = stdout_of(&env.run(&["list"]));
         list.contains("RUNNING on ") && list.contains("PENDING (")
@@ -657,20 +659,10 @@ fn with_several_tasks_the_graceful_stop_reaches_every_task() {
 fn a_store_lost_under_a_slurm_run_takes_it_back_from_its_run_directory() {
     let env = Env::new();
     let Some(_turn) = turn(&env) else { return };
-    let submit = || {
-        submitted_id(&env.run(&[
-            "run",
-            "--executor",
-            "slurm",
-            "--gpus",
-            "1",
-            &script("sleeper.py"),
-        ]))
-    };
-    let running = submit();
+    let running = submit_gpu_sleeper(&env);
     wait_record(&env, &running, 120, |r| r["status"] == "running");
     // The cluster's only GPU is taken: this one waits in Slurm's queue.
-    let pending = submit();
+    let pending = submit_gpu_sleeper(&env);
     // The database and its export both gone: the run directories are all that is left.
     for name in [
         "backprop.db",

@@ -136,7 +136,7 @@ pub fn execute(global: &Global, args: ResumeArgs) -> Result<i32, CliError> {
 
 /// Claims the ended run for this process's next attempt; another backprop may have resumed
 /// it between our read and this write.
-fn claim(store: &Store, rec: &RunRecord) -> Result<(), CliError> {
+pub(super) fn claim(store: &Store, rec: &RunRecord) -> Result<(), CliError> {
     let me = crate::proc_info::me();
     let seq = crate::clock::queue_seq();
     store

@@ -144,23 +144,10 @@ fn resume_runs(
         return Ok(0);
     }
     let executor = executor::choose(args.executor, unfinished.first().copied(), config);
-    let me = crate::proc_info::me();
     let mut jobs = Vec::new();
     for rec in &unfinished {
         if executor == Executor::Local {
-            let seq = crate::clock::queue_seq();
-            store
-                .update_record(&rec.id, |r| {
-                    lifecycle::reclaim(r, me.clone(), seq)?;
-                    r.slurm = None;
-                    Ok::<(), lifecycle::Refused>(())
-                })?
-                .map_err(|_| {
-                    CliError::usage(format!(
-                        "run {} was just resumed by another backprop",
-                        rec.id
-                    ))
-                })?;
+            super::resume::claim(&store, rec)?;
         }
         let (checkpoint, _) =
             latest_existing_checkpoint(&rec.checkpoints, |p| Path::new(p).exists());
