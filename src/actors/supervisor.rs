@@ -537,12 +537,7 @@ impl Supervisor {
         job.plan.active_total += report.active;
         let latest = latest_existing(&report.checkpoints, job.resume_from.as_deref());
         let outcome = report.outcome.clone();
-        let end = AttemptEnd {
-            status: outcome.status,
-            reason: outcome.reason.clone(),
-            exit_code: report.exit.code,
-            signal: report.exit.signal,
-        };
+        let end = report.attempt_end();
         let progress = report.progress;
         let run_id = job.run_id.clone();
         match continuation::next(&job.plan, &outcome, latest, self.interrupts > 0) {

@@ -76,6 +76,18 @@ pub struct Report {
     pub at_rung: Option<ProgressUpdate>,
 }
 
+impl Report {
+    /// How the attempt ended, as its record keeps it.
+    pub fn attempt_end(&self) -> crate::record::lifecycle::AttemptEnd {
+        crate::record::lifecycle::AttemptEnd {
+            status: self.outcome.status,
+            reason: self.outcome.reason.clone(),
+            exit_code: self.exit.code,
+            signal: self.exit.signal,
+        }
+    }
+}
+
 /// Sent to the supervisor when the attempt is over (or could not start).
 #[derive(Message, Debug)]
 #[rtype(result = "()")]

@@ -200,12 +200,7 @@ impl Supervisor {
         member.job.plan = job.plan.clone();
         let active = member.active;
         let outcome = report.outcome.clone();
-        let end = AttemptEnd {
-            status: outcome.status,
-            reason: outcome.reason.clone(),
-            exit_code: report.exit.code,
-            signal: report.exit.signal,
-        };
+        let end = report.attempt_end();
         let progress = report.progress;
         let id = job.run_id.clone();
         let at_rung = outcome.status == Status::Stopped && outcome.reason == "rung";
