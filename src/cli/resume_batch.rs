@@ -147,7 +147,7 @@ fn resume_runs(
     let mut jobs = Vec::new();
     for rec in &unfinished {
         if executor == Executor::Local {
-            super::resume::claim(&store, rec)?;
+            super::resume::claim(store, rec)?;
         }
         let (checkpoint, _) =
             latest_existing_checkpoint(&rec.checkpoints, |p| Path::new(p).exists());
