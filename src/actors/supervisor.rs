@@ -84,6 +84,15 @@ pub struct Supervisor {
     search: Option<SearchRun>,
 }
 
+/// A failed attempt that restarts: what is recorded, and when and from where it goes on.
+struct Restart {
+    failure: String,
+    end: AttemptEnd,
+    progress: super::store::ProgressUpdate,
+    from: Option<String>,
+    after: Duration,
+}
+
 impl Supervisor {
     pub fn new(
         settings: Settings,
@@ -550,22 +559,14 @@ impl Supervisor {
             }
             Next::Restart { after, from } => {
                 job.plan.restarts_used += 1;
-                let why = format!(
-                    "attempt {} failed ({}); restart {} of {} in {}s",
-                    job.attempt,
-                    outcome.failure_text(),
-                    job.plan.restarts_used,
-                    job.plan.max_restarts,
-                    after.as_secs()
-                );
-                self.update(&run_id, {
-                    let why = why.clone();
-                    move |rec| {
-                        apply_progress(rec, &progress);
-                        lifecycle::or_log(lifecycle::requeue(rec, &end, &why, true, now_ms()));
-                    }
-                });
-                self.again_after(job, from, why, after, ctx);
+                let restart = Restart {
+                    failure: outcome.failure_text(),
+                    end,
+                    progress,
+                    from,
+                    after,
+                };
+                self.restart_after_failure(job, restart, ctx);
             }
             Next::NextRound { from } => {
                 let why = format!(
@@ -589,6 +590,27 @@ impl Supervisor {
                 self.queue.push(job);
             }
         }
+    }
+
+    /// A failed attempt is recorded and the run restarts after its backoff (`--max-restarts`).
+    fn restart_after_failure(&mut self, job: Job, restart: Restart, ctx: &mut Context<Self>) {
+        let why = format!(
+            "attempt {} failed ({}); restart {} of {} in {}s",
+            job.attempt,
+            restart.failure,
+            job.plan.restarts_used,
+            job.plan.max_restarts,
+            restart.after.as_secs()
+        );
+        let Restart { end, progress, .. } = restart;
+        self.update(&job.run_id, {
+            let why = why.clone();
+            move |rec| {
+                apply_progress(rec, &progress);
+                lifecycle::or_log(lifecycle::requeue(rec, &end, &why, true, now_ms()));
+            }
+        });
+        self.again_after(job, restart.from, why, restart.after, ctx);
     }
 
     /// Puts a held run back at the end of the queue as its next attempt, after `delay`.

@@ -274,25 +274,17 @@ impl Supervisor {
             (Status::Failed, Next::Restart { after, from }) => {
                 job.plan.restarts_used += 1;
                 search.members[position].job.plan = job.plan.clone();
-                let why = format!(
-                    "attempt {} failed ({}); restart {} of {} in {}s",
-                    job.attempt,
-                    outcome.failure_text(),
-                    job.plan.restarts_used,
-                    job.plan.max_restarts,
-                    after.as_secs()
-                );
                 if let Some(target) = job.rung.as_mut() {
                     target.active_before = active;
                 }
-                self.update(&id, {
-                    let why = why.clone();
-                    move |rec| {
-                        apply_progress(rec, &progress);
-                        lifecycle::or_log(lifecycle::requeue(rec, &end, &why, true, now_ms()));
-                    }
-                });
-                self.again_after(job, from, why, after, ctx);
+                let restart = super::Restart {
+                    failure: outcome.failure_text(),
+                    end,
+                    progress,
+                    from,
+                    after,
+                };
+                self.restart_after_failure(job, restart, ctx);
             }
             (Status::Failed, _) => {
                 // Out of the search: it ranks nowhere and its slot is free.
