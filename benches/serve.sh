@@ -28,10 +28,8 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-if [ "$BUILD" = 1 ]; then
-    (cd "$ROOT" && cargo build --release -q && cargo bench --bench store_fill --no-run -q)
-fi
-FILL=$(ls -t "$ROOT"/target/release/deps/store_fill-* | grep -v '\.d$' | head -1)
+# shellcheck source=support/store_fill.sh
+. "$ROOT/benches/support/store_fill.sh"
 WORK=$(mktemp -d)
 PIDS=() RUN_PIDS=()
 cleanup() {
