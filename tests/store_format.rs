@@ -38,20 +38,6 @@ fn listed(env: &Env) -> Vec<Value> {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-/// The fields the original tool's editor extension reads, as it reads them.
-const EXTENSION_FIELDS: [&str; 10] = [
-    "id",
-    "name",
-    "scriptPath",
-    "status",
-    "startTime",
-    "endTime",
-    "lastStep",
-    "lastLoss",
-    "checkpoints",
-    "lastCheckpoint",
-];
-
 #[test]
 fn a_store_written_by_backprop_0_1_is_read_record_for_record() {
     let env = Env::new();

@@ -148,20 +148,7 @@ fn list_and_status_json_parse_and_carry_the_store_fields() {
     let runs: Value = serde_json::from_slice(&list.stdout).unwrap();
     let runs = runs.as_array().unwrap();
     assert_eq!(runs.len(), 2);
-    for field in [
-        "id",
-        "name",
-        "scriptPath",
-        "status",
-        "startTime",
-        "endTime",
-        "lastStep",
-        "lastLoss",
-        "checkpoints",
-        "lastCheckpoint",
-        "attempts",
-        "activeMs",
-    ] {
+    for field in EXTENSION_FIELDS.into_iter().chain(["attempts", "activeMs"]) {
         assert!(runs[0].get(field).is_some(), "list --json lacks {field}");
     }
     assert_eq!(runs[0]["name"], "beta", "newest first");

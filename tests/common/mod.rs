@@ -235,3 +235,17 @@ pub fn prerequisite(available: bool, what: &str, how: &str) -> bool {
     eprintln!("SKIPPED: {what} is missing ({how})");
     false
 }
+
+/// The fields of a record the original tool (and its editor extension) reads.
+pub const EXTENSION_FIELDS: [&str; 10] = [
+    "id",
+    "name",
+    "scriptPath",
+    "status",
+    "startTime",
+    "endTime",
+    "lastStep",
+    "lastLoss",
+    "checkpoints",
+    "lastCheckpoint",
+];
